@@ -1,0 +1,1 @@
+"""Chemistry without machine learning: units, vibrational analysis, reference levels, molecules."""

@@ -1,0 +1,68 @@
+"""Save and load checkpoints (config + weights + metadata); always ``torch.load(weights_only=True)``."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from .config import HIPConfig
+from .model import HIPModel
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_CHECKPOINT = WEIGHTS_DIR / "hip_default.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing or not a HIP checkpoint."""
+
+
+def sha256(path: str | Path) -> str:
+    """SHA-256 of a file: what provenance records to say exactly which model made a Hessian."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(model: HIPModel, path: str | Path, metadata: dict | None = None) -> Path:
+    """Write config, state dict and JSON-able metadata (plain types only, so weights_only loading works)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"format": "aiida-hip/1", "config": model.config.to_dict(), "state_dict": state,
+                "metadata": metadata or {}}, path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a readable torch checkpoint: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != "aiida-hip/1":
+        raise CheckpointError(f"{path} is not an aiida-hip checkpoint (no 'format': 'aiida-hip/1')")
+    return payload
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> HIPModel:
+    """Load a HIP model in eval mode. ``path=None`` loads the checkpoint shipped with the package."""
+    if path is None:
+        if not DEFAULT_CHECKPOINT.is_file():
+            raise CheckpointError(
+                "no default HIP checkpoint ships with this version of aiida-hip yet "
+                f"(expected {DEFAULT_CHECKPOINT}); pass path= to a checkpoint written by "
+                "save_checkpoint, or build an untrained model with HIPModel(HIPConfig())"
+            )
+        path = DEFAULT_CHECKPOINT
+    payload = read_checkpoint(path)
+    model = HIPModel(HIPConfig.from_dict(payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    model.checkpoint_path = str(path)
+    model.checkpoint_metadata = payload.get("metadata", {})
+    return model.to(device).eval()
