@@ -30,6 +30,18 @@ ALKANE_CARBONS = (1, 2, 4, 6, 8, 10, 13, 16, 19)
 
 #: A mixed CHNO set of drug-like and small reactive molecules (10-24 atoms) for batched throughput.
 MIXED_SMILES = (
-    "CCO", "CC(=O)O", "c1ccccc1O", "CC(C)N", "NCC(=O)O", "C1CCOC1", "CC(=O)Nc1ccccc1",
-    "Cn1cnc2c1c(=O)n(C)c(=O)n2C", "OCC(O)CO", "CC#N", "C=CC=O", "CCCCO", "c1ccncc1", "CC(C)=O",
+    "CCO",
+    "CC(=O)O",
+    "c1ccccc1O",
+    "CC(C)N",
+    "NCC(=O)O",
+    "C1CCOC1",
+    "CC(=O)Nc1ccccc1",
+    "Cn1cnc2c1c(=O)n(C)c(=O)n2C",
+    "OCC(O)CO",
+    "CC#N",
+    "C=CC=O",
+    "CCCCO",
+    "c1ccncc1",
+    "CC(C)=O",
 )

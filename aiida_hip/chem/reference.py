@@ -13,7 +13,12 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from .units import ANGSTROM_TO_BOHR, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
+from .units import (
+    ANGSTROM_TO_BOHR,
+    HARTREE_PER_BOHR2_TO_EV_PER_ANGSTROM2,
+    HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM,
+    HARTREE_TO_EV,
+)
 
 XTB_ELEMENTS = tuple(range(1, 87))
 
@@ -155,3 +160,74 @@ class XTBReference:
         grads *= HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
         hess = (grads[0::2] - grads[1::2]) / (2.0 * h)  # row k: d(gradient)/dx_k
         return 0.5 * (hess + hess.T)
+
+
+class DFTReference:
+    """Kohn-Sham DFT through PySCF (optional extra ``[dft]``): energy, analytic gradient and Hessian.
+
+    Meant for verifying small molecules (a TS found with HIP: one imaginary mode? small forces?).
+    ``functional="hf"`` gives Hartree-Fock.
+    """
+
+    def __init__(
+        self,
+        functional: str = "b3lyp",
+        basis: str = "6-31g*",
+        charge: int = 0,
+        multiplicity: int | None = None,
+        conv_tol: float = 1e-10,
+        max_memory_mb: int = 4000,
+    ) -> None:
+        self.functional, self.basis, self.charge = functional, basis, int(charge)
+        self.multiplicity, self.conv_tol, self.max_memory_mb = multiplicity, conv_tol, max_memory_mb
+        self.name = f"{functional}/{basis}"
+
+    @property
+    def version(self) -> str:
+        import pyscf
+
+        return f"pyscf {pyscf.__version__}"
+
+    def predict(self, numbers, positions, hessian: str | None = "analytic", name: str = "molecule") -> dict:
+        """Energy (eV), forces (eV/A) and, unless ``hessian is None``, the analytic Hessian (eV/A^2)."""
+        if hessian not in ("analytic", None):
+            raise ValueError(f"the DFT reference offers hessian='analytic' or None, got {hessian!r}")
+        try:
+            from pyscf import dft, gto, scf
+        except ImportError as exc:
+            raise ReferenceError("PySCF is not installed: pip install 'aiida-hip[dft]'") from exc
+        z, pos = _check(numbers, positions, name)
+        uhf = default_uhf(z, self.charge) if self.multiplicity is None else self.multiplicity - 1
+        try:
+            mol = gto.M(
+                atom=[(int(a), tuple(p)) for a, p in zip(z, pos, strict=True)],
+                basis=self.basis,
+                charge=self.charge,
+                spin=uhf,
+                unit="Angstrom",
+                verbose=0,
+            )
+        except Exception as exc:
+            raise ReferenceError(f"PySCF cannot build {name} ({self.name}): {exc}") from exc
+        mol.max_memory = self.max_memory_mb
+        if self.functional.lower() == "hf":
+            mf = scf.RHF(mol) if uhf == 0 else scf.UHF(mol)
+        else:
+            mf = dft.RKS(mol) if uhf == 0 else dft.UKS(mol)
+            mf.xc = self.functional
+        mf.conv_tol = self.conv_tol
+        energy = mf.kernel()
+        if not mf.converged:
+            raise ReferenceError(f"{self.name} SCF did not converge for {name}")
+        grad = mf.nuc_grad_method().kernel()
+        result = {
+            "energy": float(energy) * HARTREE_TO_EV,
+            "forces": -np.asarray(grad) * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM,
+            "hessian": None,
+        }
+        if hessian is not None:
+            h = np.asarray(mf.Hessian().kernel())  # (N, N, 3, 3) Hartree/Bohr^2
+            n = len(z)
+            h = h.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n) * HARTREE_PER_BOHR2_TO_EV_PER_ANGSTROM2
+            result["hessian"] = 0.5 * (h + h.T)
+        return result

@@ -22,15 +22,19 @@ def hidden_irreps(channels: int, lmax: int) -> o3.Irreps:
     return o3.Irreps([(channels, (l, (-1) ** l)) for l in range(lmax + 1)])
 
 
-def uvu_instructions(irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_out: o3.Irreps):
-    """Paths of a channel-wise ('uvu') tensor product whose output irreps appear in ``irreps_out``."""
+def tp_paths(irreps_a: o3.Irreps, irreps_b: o3.Irreps, irreps_out: o3.Irreps, mode: str = "uvu"):
+    """Tensor-product paths ``a x b`` whose outputs appear in ``irreps_out``, keeping a's multiplicity.
+
+    ``uvu``: every channel of ``a`` with every channel of ``b`` (b has multiplicity 1 here);
+    ``uuu``: channel-wise products of two inputs of equal multiplicities.
+    """
     wanted = {ir for _, ir in irreps_out}
     mid, instructions = [], []
-    for i, (mul, ir_in) in enumerate(irreps_in):
-        for j, (_, ir_sh) in enumerate(irreps_sh):
-            for ir_out in ir_in * ir_sh:
+    for i, (mul, ir_a) in enumerate(irreps_a):
+        for j, (_, ir_b) in enumerate(irreps_b):
+            for ir_out in ir_a * ir_b:
                 if ir_out in wanted:
-                    instructions.append((i, j, len(mid), "uvu", True))
+                    instructions.append((i, j, len(mid), mode, True))
                     mid.append((mul, ir_out))
     return o3.Irreps(mid), instructions
 
@@ -51,7 +55,7 @@ class Interaction(nn.Module):
         super().__init__()
         self.avg_num_neighbors = float(avg_num_neighbors)
         self.linear_up = o3.Linear(irreps_in, irreps_in)
-        irreps_mid, instructions = uvu_instructions(irreps_in, irreps_sh, irreps_out)
+        irreps_mid, instructions = tp_paths(irreps_in, irreps_sh, irreps_out)
         self.tp = o3.TensorProduct(
             irreps_in, irreps_sh, irreps_mid, instructions, shared_weights=False, internal_weights=False
         )
@@ -63,9 +67,7 @@ class Interaction(nn.Module):
         gates = o3.Irreps([(gated.num_irreps, "0e")])
         self.gate = enn.Gate(scalars, [torch.nn.functional.silu], gates, [torch.sigmoid], gated)
         self.linear_down = o3.Linear(irreps_mid.simplify(), self.gate.irreps_in)
-        self.self_connection = o3.FullyConnectedTensorProduct(
-            irreps_in, o3.Irreps(f"{num_elements}x0e"), irreps_out
-        )
+        self.self_connection = o3.FullyConnectedTensorProduct(irreps_in, o3.Irreps(f"{num_elements}x0e"), irreps_out)
         self.irreps_out = self.gate.irreps_out
 
     def forward(self, h: Tensor, species: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_basis: Tensor) -> Tensor:
@@ -115,9 +117,7 @@ class Backbone(nn.Module):
         self.layers = nn.ModuleList(layers)
         # MACE-style: a linear scalar readout after every layer, an MLP readout after the last.
         self.readouts = nn.ModuleList(o3.Linear(layer.irreps_out, o3.Irreps("1x0e")) for layer in layers[:-1])
-        self.readout_last = nn.Sequential(
-            nn.Linear(config.channels, 16), nn.SiLU(), nn.Linear(16, 1)
-        )
+        self.readout_last = nn.Sequential(nn.Linear(config.channels, 16), nn.SiLU(), nn.Linear(16, 1))
         self.channels = config.channels
 
     def forward(self, species: Tensor, positions: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:

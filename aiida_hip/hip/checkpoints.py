@@ -32,8 +32,10 @@ def save_checkpoint(model: HIPModel, path: str | Path, metadata: dict | None = N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"format": "aiida-hip/1", "config": model.config.to_dict(), "state_dict": state,
-                "metadata": metadata or {}}, path)
+    torch.save(
+        {"format": "aiida-hip/1", "config": model.config.to_dict(), "state_dict": state, "metadata": metadata or {}},
+        path,
+    )
     return path
 
 

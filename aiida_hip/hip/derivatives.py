@@ -46,9 +46,7 @@ def autograd_hessian(model: HIPModel, numbers, positions, vectorized: bool = Fal
     return hess.detach()
 
 
-def finite_difference_hessian(
-    model: HIPModel, numbers, positions, step: float = 1e-3, chunk: int = 64
-) -> Tensor:
+def finite_difference_hessian(model: HIPModel, numbers, positions, step: float = 1e-3, chunk: int = 64) -> Tensor:
     """Central differences of the model forces: H[:, k] = -(F(x + h e_k) - F(x - h e_k)) / 2h.
 
     All 6N displaced geometries are evaluated as batches of ``chunk`` molecules. The result is

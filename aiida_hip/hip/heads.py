@@ -14,24 +14,11 @@ from e3nn import o3
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from .backbone import Interaction, hidden_irreps, uvu_instructions
+from .backbone import Interaction, hidden_irreps, tp_paths
 from .config import HIPConfig
 from .radial import GaussianBasis
 
 BLOCK_IRREPS = o3.Irreps("1x0e + 1x1e + 1x2e")
-
-
-def uuu_instructions(irreps_a: o3.Irreps, irreps_b: o3.Irreps, irreps_out: o3.Irreps):
-    """Element-wise ('uuu') paths of equal multiplicities whose outputs appear in ``irreps_out``."""
-    wanted = {ir for _, ir in irreps_out}
-    mid, instructions = [], []
-    for i, (mul, ir_a) in enumerate(irreps_a):
-        for j, (_, ir_b) in enumerate(irreps_b):
-            for ir_out in ir_a * ir_b:
-                if ir_out in wanted:
-                    instructions.append((i, j, len(mid), "uuu", True))
-                    mid.append((mul, ir_out))
-    return o3.Irreps(mid), instructions
 
 
 class HessianHead(nn.Module):
@@ -42,30 +29,38 @@ class HessianHead(nn.Module):
         n_el = len(config.elements)
         self.layers = nn.ModuleList(
             Interaction(
-                irreps_node, irreps_node, irreps_sh, config.num_bessel, config.radial_hidden, n_el,
+                irreps_node,
+                irreps_node,
+                irreps_sh,
+                config.num_bessel,
+                config.radial_hidden,
+                n_el,
                 config.avg_num_neighbors,
             )
             for _ in range(config.hessian_layers)
         )
         # Project to few channels before any pair product: the pair count grows as N^2.
         irreps_small = hidden_irreps(config.hessian_channels, 2)
-        irreps_target = o3.Irreps(f"{config.hessian_channels}x0e + {config.hessian_channels}x1e + "
-                                  f"{config.hessian_channels}x2e")
+        irreps_target = o3.Irreps(
+            f"{config.hessian_channels}x0e + {config.hessian_channels}x1e + {config.hessian_channels}x2e"
+        )
         self.proj_src = o3.Linear(irreps_node, irreps_small)
         self.proj_dst = o3.Linear(irreps_node, irreps_small)
         self.irreps_sh = o3.Irreps.spherical_harmonics(2)
 
-        mid_nodes, ins_nodes = uuu_instructions(irreps_small, irreps_small, irreps_target)
-        self.tp_nodes = o3.TensorProduct(irreps_small, irreps_small, mid_nodes, ins_nodes,
-                                         shared_weights=False, internal_weights=False)
-        mid_edge, ins_edge = uvu_instructions(irreps_small, self.irreps_sh, irreps_target)
-        self.tp_edge = o3.TensorProduct(irreps_small, self.irreps_sh, mid_edge, ins_edge,
-                                        shared_weights=False, internal_weights=False)
-        self.pair_basis = GaussianBasis(config.hessian_basis_range, config.hessian_num_basis,
-                                        config.hessian_cutoff, config.poly_p)
+        mid_nodes, ins_nodes = tp_paths(irreps_small, irreps_small, irreps_target, mode="uuu")
+        self.tp_nodes = o3.TensorProduct(
+            irreps_small, irreps_small, mid_nodes, ins_nodes, shared_weights=False, internal_weights=False
+        )
+        mid_edge, ins_edge = tp_paths(irreps_small, self.irreps_sh, irreps_target)
+        self.tp_edge = o3.TensorProduct(
+            irreps_small, self.irreps_sh, mid_edge, ins_edge, shared_weights=False, internal_weights=False
+        )
+        self.pair_basis = GaussianBasis(
+            config.hessian_basis_range, config.hessian_num_basis, config.hessian_cutoff, config.poly_p
+        )
         self.pair_radial = enn.FullyConnectedNet(
-            [config.hessian_num_basis, config.radial_hidden,
-             self.tp_nodes.weight_numel + self.tp_edge.weight_numel],
+            [config.hessian_num_basis, config.radial_hidden, self.tp_nodes.weight_numel + self.tp_edge.weight_numel],
             torch.nn.functional.silu,
         )
         self.pair_mix = o3.Linear(mid_nodes.simplify(), irreps_target)
@@ -74,11 +69,10 @@ class HessianHead(nn.Module):
 
         # Diagonal blocks: the node's own quadratic features plus the sum of its pair features
         # (the acoustic sum rule ties H_ii to the off-diagonal blocks of atom i).
-        mid_self, ins_self = uuu_instructions(irreps_small, irreps_small, irreps_target)
+        mid_self, ins_self = tp_paths(irreps_small, irreps_small, irreps_target, mode="uuu")
         self.tp_self = o3.TensorProduct(irreps_small, irreps_small, mid_self, ins_self)
-        self.diag_mix = o3.Linear(mid_self.simplify() + irreps_target + irreps_small,
-                                  BLOCK_IRREPS)
-        self.avg_num_pairs = 10.0
+        self.diag_mix = o3.Linear(mid_self.simplify() + irreps_target + irreps_small, BLOCK_IRREPS)
+        self.avg_num_neighbors = float(config.avg_num_neighbors)
         rtp = o3.ReducedTensorProducts("ij", i="1o", j="1o")
         if rtp.irreps_out != BLOCK_IRREPS:
             raise RuntimeError(f"unexpected change-of-basis irreps {rtp.irreps_out}")
@@ -112,7 +106,7 @@ class HessianHead(nn.Module):
         pair = pair + self.pair_mix_edge(self.tp_edge(a[dst] + b[src], sh, w_edge))
         raw_off = self.to_blocks(self.pair_out(pair))
 
-        summed = scatter(pair, dst, dim=0, dim_size=h.shape[0], reduce="sum") / self.avg_num_pairs
+        summed = scatter(pair, dst, dim=0, dim_size=h.shape[0], reduce="sum") / self.avg_num_neighbors
         diag_in = torch.cat([self.tp_self(a, a), summed, a], dim=-1)
         raw_diag = self.to_blocks(self.diag_mix(diag_in))
 

@@ -37,9 +37,7 @@ def subspace_loss(pred: Tensor, eigvals: Tensor, eigvecs: Tensor) -> Tensor:
     return (projected - torch.diag(eigvals)).abs().mean()
 
 
-def batch_subspace_loss(
-    pred_flat: Tensor, target_flat: Tensor, ptr: Tensor, sizes: list[int], k: int = 8
-) -> Tensor:
+def batch_subspace_loss(pred_flat: Tensor, target_flat: Tensor, ptr: Tensor, sizes: list[int], k: int = 8) -> Tensor:
     """Subspace loss averaged over the molecules of a batch (reference eigenpairs computed here)."""
     losses = []
     for g, n in enumerate(sizes):
@@ -64,10 +62,10 @@ def weighted_loss(pred: dict, target: dict, sizes: list[int], weights: LossWeigh
     """Weighted sum of the terms present in both dicts; returns the total and each term (detached)."""
     terms: dict[str, Tensor] = {}
     if weights.energy and "energy" in target:
-        terms["energy"] = mae(pred["energy"] / torch.as_tensor(sizes, dtype=pred["energy"].dtype,
-                                                                 device=pred["energy"].device),
-                              target["energy"] / torch.as_tensor(sizes, dtype=target["energy"].dtype,
-                                                                   device=target["energy"].device))
+        terms["energy"] = mae(
+            pred["energy"] / torch.as_tensor(sizes, dtype=pred["energy"].dtype, device=pred["energy"].device),
+            target["energy"] / torch.as_tensor(sizes, dtype=target["energy"].dtype, device=target["energy"].device),
+        )
     if weights.forces and "forces" in target:
         terms["forces"] = mae(pred["forces"], target["forces"])
     if weights.hessian and "hessian_flat" in target:

@@ -122,9 +122,7 @@ class HIPModel(nn.Module):
         edge_index = radius_graph(pos, data.batch, data.num_graphs, self.config.cutoff)
         h, atom_energy = self.backbone(species, pos, edge_index)
         atom_energy = self.energy_scale * atom_energy + self.atomic_energies[self.species_index[data.numbers]]
-        energy = torch.zeros(data.num_graphs, dtype=pos.dtype, device=pos.device).index_add(
-            0, data.batch, atom_energy
-        )
+        energy = torch.zeros(data.num_graphs, dtype=pos.dtype, device=pos.device).index_add(0, data.batch, atom_energy)
         return energy, h, edge_index
 
     def hessian_blocks(self, data: MolecularBatch, h: Tensor, edge_index: Tensor) -> dict[str, Tensor]:
@@ -143,8 +141,13 @@ class HIPModel(nn.Module):
         flat = torch.zeros(int(ptr[-1]), dtype=off.dtype, device=off.device)
         flat = flat.index_add(0, pair_flat.reshape(-1), off.reshape(-1))
         flat = flat.index_add(0, diag_flat.reshape(-1), diag.reshape(-1))
-        return {"hessian_flat": flat, "hessian_ptr": ptr, "hessian_pairs": pairs,
-                "hessian_offdiag": off, "hessian_diag": diag}
+        return {
+            "hessian_flat": flat,
+            "hessian_ptr": ptr,
+            "hessian_pairs": pairs,
+            "hessian_offdiag": off,
+            "hessian_diag": diag,
+        }
 
     def forward(
         self,

@@ -15,7 +15,7 @@ WATER_R = [[0.0, 0.0, 0.12], [0.0, 0.76, -0.47], [0.0, -0.76, -0.47]]
     ("numbers", "positions", "message"),
     [
         (WATER_Z, WATER_R[:2], r"positions must have shape \(3, 3\)"),
-        (WATER_Z, np.array(WATER_R).T.tolist() + [[0, 0, 0]], r"shape \(3, 3\)"),
+        (WATER_Z, [*np.array(WATER_R).T.tolist(), [0, 0, 0]], r"shape \(3, 3\)"),
         (WATER_Z, [[0.0, 0.0, np.nan], *WATER_R[1:]], r"non-finite .* atoms \[0\]"),
         ([8, 1, 17], WATER_R, r"unsupported element.*\[17\]"),
         (WATER_Z, [[0.0, 0.0, 0.0], [0.0, 0.0, 0.05], [1.0, 0.0, 0.0]], r"atoms 0 and 1 are 0.050 A apart"),

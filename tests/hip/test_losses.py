@@ -22,7 +22,7 @@ def test_subspace_loss_zero_at_target_and_positive_elsewhere():
 
 def test_subspace_loss_only_sees_the_low_subspace():
     H = _sym(12, 2)
-    vals, vecs = torch.linalg.eigh(H)
+    _, vecs = torch.linalg.eigh(H)
     high = vecs[:, -1:] @ vecs[:, -1:].T  # perturb the highest mode only
     lv, lvec = lowest_eigenpairs(H, 8)
     assert float(subspace_loss(H + 5.0 * high, lv, lvec)) < 1e-10

@@ -30,7 +30,8 @@ def test_forces_are_minus_energy_gradient(model64, ethanol):
         plus, minus = pos.copy(), pos.copy()
         plus[atom, axis] += h
         minus[atom, axis] -= h
-        de = model64.predict(numbers, plus, hessian=None)["energy"] - model64.predict(numbers, minus, hessian=None)["energy"]
+        e_plus = model64.predict(numbers, plus, hessian=None)["energy"]
+        de = e_plus - model64.predict(numbers, minus, hessian=None)["energy"]
         assert out["forces"][atom, axis] == pytest.approx(-de / (2 * h), rel=1e-6, abs=1e-9)
 
 

@@ -1,0 +1,131 @@
+"""``aiida-hip data``, ``aiida-hip train`` and ``aiida-hip evaluate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def data() -> None:
+    """Generate and inspect the xTB reaction dataset."""
+
+
+@data.command("generate")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("data/hip_xtb.h5"),
+    show_default=True,
+    help="HDF5 file; an existing one is continued, never overwritten.",
+)
+@click.option("--workers", "-j", type=int, default=1, show_default=True, help="Parallel worker processes.")
+@click.option("--limit", type=int, default=None, help="Process at most this many new reactions.")
+@click.option(
+    "--smiles-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="SMILES list (default: the one shipped with the package).",
+)
+def generate_cmd(output: Path, workers: int, limit: int | None, smiles_file: Path | None) -> None:
+    """Enumerate reactions, trace xTB NEB paths, sample and label geometries (resumable)."""
+    from ..dataset.generate import MOLECULES, generate
+
+    counts = generate(output, workers=workers, limit=limit, smiles_file=smiles_file or MOLECULES)
+    click.echo(counts)
+
+
+@data.command("card")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def card_cmd(path: Path) -> None:
+    """Print counts, elements and sizes of a dataset (markdown)."""
+    from ..dataset.card import dataset_card
+
+    click.echo(dataset_card(path))
+
+
+@click.command()
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--stage", type=click.Choice(["energy_forces", "hessian", "end_to_end", "all"]), default="all", show_default=True
+)
+@click.option("--epochs", type=int, default=50, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--patience", type=int, default=8, show_default=True)
+@click.option("--max-minutes", type=float, default=None, help="Stop a stage after this much wall time.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--channels", type=int, default=None, help="Model width (default: HIPConfig's).")
+def train(data_path, workdir, stage, epochs, batch_size, lr, patience, max_minutes, device, channels) -> None:
+    """Train HIP: energy + forces, then the Hessian head on the frozen backbone (resumable)."""
+    from ..hip import HIPConfig, HIPModel, load_model
+    from ..hip.data import load_samples
+    from ..hip.train import TrainSettings
+    from ..hip.train import train as run
+
+    train_set, val_set = load_samples(data_path, "train"), load_samples(data_path, "val")
+    click.echo(f"{len(train_set)} training and {len(val_set)} validation geometries")
+    stages = ["energy_forces", "hessian"] if stage == "all" else [stage]
+    from dataclasses import replace
+
+    from ..hip.train import average_neighbours
+
+    config = HIPConfig() if channels is None else HIPConfig(channels=channels)
+    config = replace(config, avg_num_neighbors=round(average_neighbours(train_set, config.cutoff), 2))
+    model = HIPModel(config)
+    for name in stages:
+        previous = {"hessian": "energy_forces", "end_to_end": "hessian"}.get(name)
+        if previous and (workdir / f"{previous}_best.pt").is_file() and not (workdir / f"{name}_last.pt").is_file():
+            model = load_model(workdir / f"{previous}_best.pt", device=device)
+        try:
+            settings = TrainSettings(
+                stage=name,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                patience=patience,
+                max_minutes=max_minutes,
+                device=device,
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        state = run(model, train_set, val_set, settings, workdir)
+        click.echo(f"{name}: {state['epoch']} epochs, best validation loss {state['best']:.4f}")
+        model = load_model(workdir / f"{name}_best.pt", device=device)
+
+
+@click.command()
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None, help="Default: the shipped checkpoint."
+)
+@click.option("--split", default="test", show_default=True)
+@click.option("--max-samples", type=int, default=300, show_default=True)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("benchmarks/results/hip_evaluation"),
+    show_default=True,
+)
+def evaluate(data_path, checkpoint, split, max_samples, output) -> None:
+    """Seed Table 1 metrics of HIP and the autograd Hessian on held-out reactions (JSON + markdown)."""
+    from ..dataset.evaluate import evaluate as run
+    from ..dataset.evaluate import markdown, write
+    from ..hip import CheckpointError, load_model
+    from ..hip.data import load_samples
+
+    try:
+        model = load_model(checkpoint)
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from exc
+    samples = load_samples(data_path, split)
+    if not samples:
+        raise click.ClickException(f"no geometries in split {split!r} of {data_path}")
+    result = run(model, samples, max_samples=max_samples)
+    title = f"HIP vs autograd Hessian on the {split} split ({checkpoint or 'shipped checkpoint'})"
+    write(result, output, title)
+    click.echo(markdown(result, title))

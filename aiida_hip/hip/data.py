@@ -1,0 +1,96 @@
+"""Labelled geometries from the HDF5 dataset (one group per reaction) -> batches for training.
+
+The file layout is written by ``aiida_hip.dataset.generate``; this reader needs only h5py, so the
+model layer stays free of chemistry codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .model import MolecularBatch
+
+
+class DatasetError(ValueError):
+    """A dataset file that is missing, unreadable or not in the aiida-hip layout."""
+
+
+@dataclass
+class Sample:
+    """One labelled geometry: eV, Angstrom, eV/A, eV/A^2."""
+
+    numbers: np.ndarray
+    positions: np.ndarray
+    energy: float
+    forces: np.ndarray
+    hessian: np.ndarray
+    reaction: str
+    kind: str
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.numbers)
+
+
+def load_samples(path: str | Path, split: str | None = None, kinds: Sequence[str] | None = None) -> list[Sample]:
+    """All geometries of the reactions in ``split`` (``train``/``val``/``test``; ``None``: every split)."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"dataset not found: {path}")
+    samples: list[Sample] = []
+    try:
+        with h5py.File(path, "r") as h5:
+            if "reactions" not in h5:
+                raise DatasetError(f"{path} has no 'reactions' group: not an aiida-hip dataset")
+            for rid, g in h5["reactions"].items():
+                if g.attrs.get("status") != "ok" or (split is not None and g.attrs.get("split") != split):
+                    continue
+                numbers = g["numbers"][()].astype(np.int64)
+                pos, energy, forces = g["positions"][()], g["energy"][()], g["forces"][()]
+                hess, kind = g["hessian"][()], [k.decode() for k in g["kind"][()]]
+                for m in range(len(energy)):
+                    if kinds is not None and kind[m] not in kinds:
+                        continue
+                    samples.append(
+                        Sample(
+                            numbers,
+                            pos[m].astype(np.float64),
+                            float(energy[m]),
+                            forces[m].astype(np.float64),
+                            hess[m].astype(np.float64),
+                            rid,
+                            kind[m],
+                        )
+                    )
+    except DatasetError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise DatasetError(f"{path} is not a readable aiida-hip HDF5 dataset: {exc}") from exc
+    return samples
+
+
+def collate(samples: Sequence[Sample], dtype: torch.dtype, device: torch.device | str) -> tuple[MolecularBatch, dict]:
+    """A :class:`MolecularBatch` and its targets (energy (G,), forces (N, 3), flat Hessians)."""
+    data = MolecularBatch.from_molecules([(s.numbers, s.positions) for s in samples], dtype, device)
+    targets = {
+        "energy": torch.tensor([s.energy for s in samples], dtype=dtype, device=device),
+        "forces": torch.as_tensor(np.concatenate([s.forces for s in samples]), dtype=dtype, device=device),
+        "hessian_flat": torch.as_tensor(
+            np.concatenate([s.hessian.reshape(-1) for s in samples]), dtype=dtype, device=device
+        ),
+    }
+    return data, targets
+
+
+def batches(samples: Sequence[Sample], batch_size: int, rng: np.random.Generator | None = None):
+    """Index lists of ``batch_size`` samples, shuffled when ``rng`` is given."""
+    order = np.arange(len(samples)) if rng is None else rng.permutation(len(samples))
+    for start in range(0, len(order), batch_size):
+        yield [samples[i] for i in order[start : start + batch_size]]

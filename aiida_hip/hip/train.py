@@ -1,0 +1,247 @@
+"""Training as in the seed (A.4): backbone on energy + forces, then the Hessian head on a frozen backbone.
+
+Stages: ``energy_forces`` (backbone + energy readout), ``hessian`` (HIP head only; loss Hessian MAE
++ eigen-subspace loss, k = 8, equal weights), ``end_to_end`` (everything, every loss). Each stage
+checkpoints every epoch (``<stage>_last.pt``, resumable) and keeps its best model by validation
+loss (``<stage>_best.pt``), stops early, shows a progress bar and appends to ``log.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .checkpoints import save_checkpoint
+from .config import HIPConfig
+from .data import Sample, batches, collate
+from .losses import LossWeights, weighted_loss
+from .model import HIPModel
+
+STAGES = ("energy_forces", "hessian", "end_to_end")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    stage: str = "energy_forces"
+    epochs: int = 50
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    patience: int = 8
+    max_minutes: float | None = None
+    device: str = "cpu"
+    seed: int = 0
+    energy_weight: float = 1.0
+    forces_weight: float = 10.0
+    hessian_weight: float = 1.0
+    subspace_weight: float = 1.0
+    subspace_k: int = 8
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' requested but no CUDA device is available")
+
+    def weights(self) -> LossWeights:
+        ef = self.stage in ("energy_forces", "end_to_end")
+        hs = self.stage in ("hessian", "end_to_end")
+        return LossWeights(
+            energy=self.energy_weight if ef else 0.0,
+            forces=self.forces_weight if ef else 0.0,
+            hessian=self.hessian_weight if hs else 0.0,
+            subspace=self.subspace_weight if hs else 0.0,
+            k=self.subspace_k,
+        )
+
+
+def fit_normalisation(model: HIPModel, samples: list[Sample]) -> dict:
+    """Per-element reference energies (least squares on composition), force and Hessian scales."""
+    elements = list(model.config.elements)
+    counts = np.array([[np.sum(s.numbers == z) for z in elements] for s in samples], dtype=np.float64)
+    energies = np.array([s.energy for s in samples])
+    e0, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+    force_rms = float(np.sqrt(np.mean(np.concatenate([s.forces.reshape(-1) for s in samples]) ** 2)))
+    hess_rms = float(np.sqrt(np.mean(np.concatenate([s.hessian.reshape(-1) for s in samples]) ** 2)))
+    with torch.no_grad():
+        model.atomic_energies.copy_(torch.as_tensor(e0))
+        model.energy_scale.fill_(max(force_rms, 1e-3))
+        model.hessian_scale.fill_(max(hess_rms, 1e-3))
+    return {"atomic_energies": e0.tolist(), "force_rms": force_rms, "hessian_rms": hess_rms}
+
+
+def average_neighbours(samples: list[Sample], cutoff: float) -> float:
+    """Mean number of neighbours within ``cutoff`` (A): the message-sum normalisation of the config."""
+    counts = []
+    for s in samples:
+        d = np.linalg.norm(s.positions[:, None] - s.positions[None], axis=-1)
+        counts.append(((d < cutoff).sum() - len(s.numbers)) / len(s.numbers))
+    return float(np.mean(counts))
+
+
+def trainable_parameters(model: HIPModel, stage: str) -> list[torch.nn.Parameter]:
+    """Backbone for ``energy_forces``, the Hessian head for ``hessian``, all for ``end_to_end``."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    modules = {
+        "energy_forces": [model.backbone],
+        "hessian": [model.hessian_head],
+        "end_to_end": [model.backbone, model.hessian_head],
+    }[stage]
+    params = [p for m in modules for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+def _forward(model: HIPModel, data, stage: str, training: bool) -> dict:
+    if stage == "hessian":  # frozen backbone: features without a graph, gradients through the head only
+        with torch.no_grad():
+            _, h, edges = model.energy(data)
+        with torch.set_grad_enabled(training):
+            return model.hessian_blocks(data, h, edges)
+    compute_hessian = stage == "end_to_end"
+    return model(data, compute_forces=True, compute_hessian=compute_hessian, create_graph=training)
+
+
+def evaluate_loss(model: HIPModel, samples: list[Sample], settings: TrainSettings) -> dict:
+    """Mean loss terms over ``samples`` (per batch, weighted by batch size)."""
+    model.eval()
+    weights, totals, n = settings.weights(), {}, 0
+    for chunk in batches(samples, settings.batch_size):
+        data, target = collate(chunk, model.dtype, settings.device)
+        pred = _forward(model, data, settings.stage, training=False)
+        total, terms = weighted_loss(pred, target, [s.n_atoms for s in chunk], weights)
+        terms["loss"] = float(total.detach())
+        for k, v in terms.items():
+            totals[k] = totals.get(k, 0.0) + v * len(chunk)
+        n += len(chunk)
+    return {k: v / max(n, 1) for k, v in totals.items()}
+
+
+def train(
+    model: HIPModel,
+    train_samples: list[Sample],
+    val_samples: list[Sample],
+    settings: TrainSettings,
+    workdir: str | Path,
+    resume: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Run one stage; returns the history. The best model is ``workdir/<stage>_best.pt``."""
+    if not train_samples or not val_samples:
+        raise ValueError("training needs non-empty training and validation sets")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    last, best_path = workdir / f"{settings.stage}_last.pt", workdir / f"{settings.stage}_best.pt"
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    model.to(settings.device)
+    params = trainable_parameters(model, settings.stage)
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay, amsgrad=True)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=0.5, patience=max(1, settings.patience // 3)
+    )
+    state = {"epoch": 0, "best": float("inf"), "bad_epochs": 0, "history": []}
+    if resume and last.is_file():
+        payload = torch.load(last, map_location=settings.device, weights_only=True)
+        if payload.get("config") != model.config.to_dict():
+            raise ValueError(f"{last} was written for a different model configuration; use a new workdir")
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        state = json.loads(payload["state"])
+        rng = np.random.default_rng(settings.seed + state["epoch"])
+    elif settings.stage == "energy_forces":
+        state["normalisation"] = fit_normalisation(model, train_samples)
+    weights, started = settings.weights(), time.perf_counter()
+    log_path = workdir / "log.csv"
+    fields = [
+        "stage",
+        "epoch",
+        "lr",
+        "seconds",
+        "train_loss",
+        "val_loss",
+        "val_energy",
+        "val_forces",
+        "val_hessian",
+        "val_subspace",
+    ]
+    if not log_path.exists():
+        with open(log_path, "w", newline="") as fh:
+            csv.writer(fh).writerow(fields)
+
+    while state["epoch"] < settings.epochs and state["bad_epochs"] < settings.patience:
+        model.train()
+        t0, running, seen = time.perf_counter(), 0.0, 0
+        bar = tqdm(
+            total=len(train_samples),
+            disable=not progress,
+            unit="mol",
+            desc=f"{settings.stage} epoch {state['epoch'] + 1}/{settings.epochs}",
+        )
+        for chunk in batches(train_samples, settings.batch_size, rng):
+            data, target = collate(chunk, model.dtype, settings.device)
+            pred = _forward(model, data, settings.stage, training=True)
+            loss, _ = weighted_loss(pred, target, [s.n_atoms for s in chunk], weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+            optimizer.step()
+            running += float(loss.detach()) * len(chunk)
+            seen += len(chunk)
+            bar.update(len(chunk))
+            bar.set_postfix(loss=f"{running / seen:.4f}")
+        bar.close()
+        val = evaluate_loss(model, val_samples, settings)
+        scheduler.step(val["loss"])
+        state["epoch"] += 1
+        row = {
+            "stage": settings.stage,
+            "epoch": state["epoch"],
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": round(time.perf_counter() - t0, 1),
+            "train_loss": running / seen,
+            "val_loss": val["loss"],
+            **{f"val_{k}": val.get(k, "") for k in ("energy", "forces", "hessian", "subspace")},
+        }
+        state["history"].append(row)
+        with open(log_path, "a", newline="") as fh:
+            csv.writer(fh).writerow([row.get(f, "") for f in fields])
+        if val["loss"] < state["best"]:
+            state["best"], state["bad_epochs"] = val["loss"], 0
+            save_checkpoint(
+                model,
+                best_path,
+                {"stage": settings.stage, "epoch": state["epoch"], "val": val, "settings": asdict(settings)},
+            )
+        else:
+            state["bad_epochs"] += 1
+        torch.save(
+            {
+                "config": model.config.to_dict(),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "state": json.dumps(state),
+            },
+            last,
+        )
+        if settings.max_minutes and time.perf_counter() - started > 60 * settings.max_minutes:
+            break
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return state
+
+
+def new_model(config: HIPConfig | None = None) -> HIPModel:
+    return HIPModel(config or HIPConfig())
