@@ -61,20 +61,28 @@ def card_cmd(path: Path) -> None:
 @click.option("--channels", type=int, default=None, help="Model width (default: HIPConfig's).")
 def train(data_path, workdir, stage, epochs, batch_size, lr, patience, max_minutes, device, channels) -> None:
     """Train HIP: energy + forces, then the Hessian head on the frozen backbone (resumable)."""
-    from ..hip import HIPConfig, HIPModel, load_model
-    from ..hip.data import load_samples
-    from ..hip.train import TrainSettings
-    from ..hip.train import train as run
-
-    train_set, val_set = load_samples(data_path, "train"), load_samples(data_path, "val")
-    click.echo(f"{len(train_set)} training and {len(val_set)} validation geometries")
-    stages = ["energy_forces", "hessian"] if stage == "all" else [stage]
     from dataclasses import replace
 
-    from ..hip.train import average_neighbours
+    import torch
 
-    config = HIPConfig() if channels is None else HIPConfig(channels=channels)
-    config = replace(config, avg_num_neighbors=round(average_neighbours(train_set, config.cutoff), 2))
+    from ..hip import HIPConfig, HIPModel, load_model
+    from ..hip.data import DatasetError, load_samples
+    from ..hip.train import TrainSettings, average_neighbours
+    from ..hip.train import train as run
+
+    try:
+        train_set, val_set = load_samples(data_path, "train"), load_samples(data_path, "val")
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{len(train_set)} training and {len(val_set)} validation geometries")
+    stages = ["energy_forces", "hessian"] if stage == "all" else [stage]
+    resumable = [workdir / f"{name}_last.pt" for name in stages if (workdir / f"{name}_last.pt").is_file()]
+    if resumable:  # continue with the architecture already being trained
+        saved = torch.load(resumable[0], map_location="cpu", weights_only=True)["config"]
+        config = HIPConfig.from_dict(saved)
+    else:
+        config = HIPConfig() if channels is None else HIPConfig(channels=channels)
+        config = replace(config, avg_num_neighbors=round(average_neighbours(train_set, config.cutoff), 2))
     model = HIPModel(config)
     for name in stages:
         previous = {"hessian": "energy_forces", "end_to_end": "hessian"}.get(name)
@@ -116,13 +124,16 @@ def evaluate(data_path, checkpoint, split, max_samples, output) -> None:
     from ..dataset.evaluate import evaluate as run
     from ..dataset.evaluate import markdown, write
     from ..hip import CheckpointError, load_model
-    from ..hip.data import load_samples
+    from ..hip.data import DatasetError, load_samples
 
     try:
         model = load_model(checkpoint)
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from exc
-    samples = load_samples(data_path, split)
+    try:
+        samples = load_samples(data_path, split)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from exc
     if not samples:
         raise click.ClickException(f"no geometries in split {split!r} of {data_path}")
     result = run(model, samples, max_samples=max_samples)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +31,8 @@ def summarise(path: str | Path) -> dict:
         settings = h5.attrs.get("settings", "{}")
         for g in h5["reactions"].values():
             if g.attrs["status"] != "ok":
-                reason = str(g.attrs.get("reason", "")).split(":")[0]
-                stats["skip_reasons"][reason[:60]] += 1
+                reason = re.sub(r"[0-9.]+ eV", "X eV", str(g.attrs.get("reason", "")).split(":")[0])
+                stats["skip_reasons"][reason[:70]] += 1
                 continue
             split = g.attrs["split"]
             n = int(g["energy"].shape[0])

@@ -196,6 +196,8 @@ def generate(
         h5.attrs.setdefault("settings", json.dumps(asdict(settings)))
         done = set(h5["reactions"].keys())
     todo = [(reaction_id(r.key), r) for r in reactions if reaction_id(r.key) not in done]
+    # Random (seeded) order, so a dataset stopped part-way still covers every element and molecule.
+    todo = [todo[i] for i in np.random.default_rng(settings.seed).permutation(len(todo))]
     if limit is not None:
         todo = todo[: max(0, limit)]
     counts = {"enumerated": len(reactions), "already_done": len(done), "ok": 0, "skipped": 0}
