@@ -19,7 +19,6 @@ import torch
 from tqdm import tqdm
 
 from .checkpoints import save_checkpoint
-from .config import HIPConfig
 from .data import Sample, batches, collate
 from .losses import LossWeights, weighted_loss
 from .model import HIPModel
@@ -241,7 +240,3 @@ def train(
     for p in model.parameters():
         p.requires_grad_(True)
     return state
-
-
-def new_model(config: HIPConfig | None = None) -> HIPModel:
-    return HIPModel(config or HIPConfig())
