@@ -17,6 +17,9 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(_ROOT / ".cache" / "torchin
 import torch  # noqa: E402
 from ase.build import molecule  # noqa: E402
 
+# Test models are tiny: one intra-op thread is fastest, and it cannot spin against other busy processes.
+torch.set_num_threads(1)
+
 from aiida_hip.hip import HIPConfig, build_model  # noqa: E402
 
 SMALL = HIPConfig(channels=8, num_layers=2, hessian_channels=4, radial_hidden=16)

@@ -6,6 +6,7 @@ import click
 
 from .data import data, evaluate, train
 from .demo import demo
+from .pipeline import freq_cmd, optimize_cmd, ts_search_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,3 +19,6 @@ main.add_command(demo)
 main.add_command(data)
 main.add_command(train)
 main.add_command(evaluate)
+main.add_command(ts_search_cmd)
+main.add_command(optimize_cmd)
+main.add_command(freq_cmd)

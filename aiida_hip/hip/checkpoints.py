@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .config import HIPConfig
-from .model import HIPModel
+from .model import HIPModel, build_model
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "hip_default.pt"
@@ -52,8 +52,13 @@ def read_checkpoint(path: str | Path) -> dict:
     return payload
 
 
-def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> HIPModel:
-    """Load a HIP model in eval mode. ``path=None`` loads the checkpoint shipped with the package."""
+def load_model(
+    path: str | Path | None = None, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> HIPModel:
+    """Load a HIP model in eval mode. ``path=None`` loads the checkpoint shipped with the package.
+
+    ``dtype=torch.float64`` suits geometry optimisations: forces and finite differences without float32 noise.
+    """
     if path is None:
         if not DEFAULT_CHECKPOINT.is_file():
             raise CheckpointError(
@@ -63,7 +68,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
             )
         path = DEFAULT_CHECKPOINT
     payload = read_checkpoint(path)
-    model = HIPModel(HIPConfig.from_dict(payload["config"]))
+    model = build_model(HIPConfig.from_dict(payload["config"]), dtype=dtype)
     model.load_state_dict(payload["state_dict"])
     model.checkpoint_path = str(path)
     model.checkpoint_metadata = payload.get("metadata", {})

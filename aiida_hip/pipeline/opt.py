@@ -1,0 +1,108 @@
+"""RFO minimisation with the level's Hessians, BFGS-updated between recalculations."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import write
+
+from ..chem.units import BOHR_TO_ANGSTROM, EV_TO_HARTREE
+from .calculators import Evaluator, pysis_calculator
+from .common import (
+    energy_ev,
+    forces_ev,
+    model_guess_hessian,
+    quiet_pysisyphus,
+    stage_folder,
+    to_atoms,
+    to_geometry,
+    write_hessian,
+)
+from .convergence import get_convergence
+
+
+@dataclass(frozen=True)
+class OptSettings:
+    """150 steps at Gaussian default convergence, as the seed's relaxations; a Hessian every step."""
+
+    convergence: str = "normal"
+    max_cycles: int = 150
+    hessian_recalc: int | None = 1
+    trust_radius: float = 0.3
+    trust_max: float = 0.5
+
+
+@dataclass
+class OptResult:
+    converged: bool
+    n_cycles: int
+    message: str
+    atoms: Atoms
+    energy_ev: float
+    max_force_ev_per_a: float
+    n_hessian_evaluations: int = 0
+    wall_time_s: float = 0.0
+
+    def summary(self) -> dict:
+        return {
+            "converged": self.converged,
+            "n_cycles": self.n_cycles,
+            "message": self.message,
+            "energy_ev": self.energy_ev,
+            "max_force_ev_per_a": self.max_force_ev_per_a,
+            "n_hessian_evaluations": self.n_hessian_evaluations,
+            "wall_time_s": self.wall_time_s,
+        }
+
+
+def run_opt(atoms: Atoms, evaluator: Evaluator, settings: OptSettings, workdir: str | Path) -> OptResult:
+    """Minimise ``atoms``; with ``hessian='none'`` a Lindh model Hessian and BFGS updates only."""
+    quiet_pysisyphus()
+    from pysisyphus.optimizers.RFOptimizer import RFOptimizer
+
+    t0 = time.perf_counter()
+    hessians_before = evaluator.counters.hessians
+    thresh = get_convergence(settings.convergence).pysisyphus
+    with stage_folder(workdir) as folder:
+        geom = to_geometry(atoms, pysis_calculator(evaluator))
+        if evaluator.level.hessian == "none" or settings.hessian_recalc is None:
+            guess = model_guess_hessian(geom) / (EV_TO_HARTREE * BOHR_TO_ANGSTROM**2)
+            init, recalc = str(write_hessian(folder / "guess_hessian.h5", guess)), None
+        else:
+            init, recalc = "calc", settings.hessian_recalc
+        opt = RFOptimizer(
+            geom,
+            thresh=thresh,
+            max_cycles=settings.max_cycles,
+            hessian_init=init,
+            hessian_recalc=recalc,
+            hessian_update="bfgs",
+            trust_radius=settings.trust_radius,
+            trust_max=settings.trust_max,
+            out_dir=str(folder),
+            dump=False,
+        )
+        message = ""
+        try:
+            opt.run()
+        except Exception as exc:
+            message = f"RFO stopped: {exc}"
+        converged = bool(opt.is_converged)
+        final = to_atoms(geom.atoms, geom.cart_coords)
+        write(folder / "final.xyz", final)
+        if not message:
+            message = "converged" if converged else f"not converged in {settings.max_cycles} cycles"
+        return OptResult(
+            converged=converged,
+            n_cycles=int(opt.cur_cycle) + 1,
+            message=message,
+            atoms=final,
+            energy_ev=energy_ev(geom),
+            max_force_ev_per_a=float(np.abs(forces_ev(geom)).max()),
+            n_hessian_evaluations=evaluator.counters.hessians - hessians_before,
+            wall_time_s=time.perf_counter() - t0,
+        )

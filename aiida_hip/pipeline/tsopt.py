@@ -1,0 +1,152 @@
+"""RS-P-RFO transition-state optimisation with the level's Hessians (or the Hessian-free baseline)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import write
+
+from ..chem.units import BOHR_TO_ANGSTROM, EV_TO_HARTREE
+from .calculators import Evaluator, pysis_calculator
+from .common import (
+    choose_root,
+    energy_ev,
+    forces_ev,
+    stage_folder,
+    to_atoms,
+    to_geometry,
+    ts_guess_hessian,
+    write_hessian,
+)
+from .convergence import get_convergence
+
+
+@dataclass(frozen=True)
+class TSOptSettings:
+    """``hessian_recalc`` = k: a fresh Hessian every k steps, Bofill updates between (k = 1 in the seed)."""
+
+    convergence: str = "normal"
+    max_cycles: int = 100
+    hessian_recalc: int = 1
+    trust_radius: float = 0.3
+    trust_max: float = 0.5
+
+
+@dataclass
+class TSOptResult:
+    converged: bool
+    n_cycles: int
+    message: str
+    ts: Atoms | None = None
+    energy_ev: float | None = None
+    max_force_ev_per_a: float | None = None
+    initial_root_eigenvalue: float | None = None
+    n_hessian_evaluations: int = 0
+    wall_time_s: float = 0.0
+
+    def summary(self) -> dict:
+        return {
+            "converged": self.converged,
+            "n_cycles": self.n_cycles,
+            "message": self.message,
+            "energy_ev": self.energy_ev,
+            "max_force_ev_per_a": self.max_force_ev_per_a,
+            "initial_root_eigenvalue": self.initial_root_eigenvalue,
+            "n_hessian_evaluations": self.n_hessian_evaluations,
+            "wall_time_s": self.wall_time_s,
+        }
+
+
+def _optimizer_class():
+    from pysisyphus.tsoptimizers.RSPRFOptimizer import RSPRFOptimizer
+
+    class TangentRSPRFOptimizer(RSPRFOptimizer):
+        """RS-P-RFO that follows the mode best aligned with the path tangent, not simply the lowest."""
+
+        def __init__(self, geometry, *, tangent: np.ndarray, **kwargs) -> None:
+            self.path_tangent = np.asarray(tangent, dtype=np.float64).reshape(-1)
+            super().__init__(geometry, **kwargs)
+
+        def prepare_opt(self, *args, **kwargs) -> None:
+            super().prepare_opt(*args, **kwargs)
+            eigenvalues, eigenvectors = np.linalg.eigh(self.H)
+            root = choose_root(eigenvalues, eigenvectors, self.path_tangent)
+            self.roots = [root]
+            self.ts_modes = eigenvectors[:, self.roots].T
+            self.ts_mode_eigvals = eigenvalues[self.roots]
+
+    return TangentRSPRFOptimizer
+
+
+def run_tsopt(
+    guess: Atoms,
+    tangent: np.ndarray,
+    evaluator: Evaluator,
+    settings: TSOptSettings,
+    workdir: str | Path,
+    curvature: float | None = None,
+) -> TSOptResult:
+    """Optimise a first-order saddle point from ``guess`` following the mode closest to ``tangent``.
+
+    With ``evaluator.level.hessian == 'none'`` the start is a Lindh model Hessian whose only negative
+    mode is the tangent (curvature from the string, eV/A^2) and only Bofill updates follow.
+    """
+    t0 = time.perf_counter()
+    thresh = get_convergence(settings.convergence).pysisyphus
+    hessians_before = evaluator.counters.hessians
+    with stage_folder(workdir) as folder:
+        calc = pysis_calculator(evaluator)
+        geom = to_geometry(guess, calc)
+        kwargs = {}
+        if evaluator.level.hessian == "none":
+            c = curvature if (curvature is not None and curvature < 0) else -1.0
+            c = float(np.clip(c * EV_TO_HARTREE * BOHR_TO_ANGSTROM**2, -0.5, -0.01))
+            hessian = ts_guess_hessian(geom, tangent, c)
+            kwargs["hessian_init"] = str(
+                write_hessian(folder / "guess_hessian.h5", hessian / (EV_TO_HARTREE * BOHR_TO_ANGSTROM**2))
+            )
+            kwargs["hessian_recalc"] = None
+        else:
+            kwargs["hessian_init"] = "calc"
+            kwargs["hessian_recalc"] = settings.hessian_recalc
+        opt = _optimizer_class()(
+            geom,
+            tangent=tangent,
+            thresh=thresh,
+            max_cycles=settings.max_cycles,
+            trust_radius=settings.trust_radius,
+            trust_max=settings.trust_max,
+            hessian_update="bofill",
+            out_dir=str(folder),
+            dump=False,
+            **kwargs,
+        )
+        message = ""
+        try:
+            opt.run()
+        except Exception as exc:
+            message = f"RS-P-RFO stopped: {exc}"
+        converged = bool(opt.is_converged)
+        ts = to_atoms(geom.atoms, geom.cart_coords)
+        write(folder / "ts.xyz", ts)
+        forces = forces_ev(geom)
+        root_eigenvalue = None
+        if getattr(opt, "ts_mode_eigvals", None) is not None and len(opt.ts_mode_eigvals):
+            root_eigenvalue = float(opt.ts_mode_eigvals[0]) / (EV_TO_HARTREE * BOHR_TO_ANGSTROM**2)
+        if not message:
+            message = "converged" if converged else f"not converged in {settings.max_cycles} cycles"
+        return TSOptResult(
+            converged=converged,
+            n_cycles=int(opt.cur_cycle) + 1,
+            message=message,
+            ts=ts,
+            energy_ev=energy_ev(geom),
+            max_force_ev_per_a=float(np.abs(forces).max()),
+            initial_root_eigenvalue=root_eigenvalue,
+            n_hessian_evaluations=evaluator.counters.hessians - hessians_before,
+            wall_time_s=time.perf_counter() - t0,
+        )

@@ -1,0 +1,241 @@
+"""TS-search success funnel per Hessian source (the seed's Figure 4 on our own reactions).
+
+    python benchmarks/ts_search.py [--sets xtb_rx,own] [--configs hip:predicted,hip:none,xtb:reference]
+                                   [--data data/hip_xtb.h5] [--max-reactions 20] [--workers 2]
+
+Development sets only: pysisyphus's ``lib:xtb_rx`` reactions made of C, H, N, O and the test split of
+our own dataset (reactant and product = the xTB-optimised ends of each reaction's NEB). Every
+(reaction, configuration) runs ``aiida_hip.pipeline.ts_search`` in its own process; writes
+``benchmarks/results/ts_search.json`` (+ ``.png``, ``.md``) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CHNO = {1, 6, 7, 8}
+DEFAULT_CONFIGS = "hip:predicted,hip:autograd,hip:none,xtb:reference,xtb:none"
+FUNNEL = (
+    ("path_ok", "path (GSM/NEB)"),
+    ("ts_converged", "TS converged"),
+    ("one_imaginary", "one imaginary"),
+    ("irc_intended", "IRC intended"),
+)
+
+
+def xtb_rx_reactions() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(name, numbers, reactant, product) of pysisyphus's lib:xtb_rx made of C, H, N, O only."""
+    import pysisyphus
+    from ase.io import read
+
+    folder = Path(pysisyphus.__file__).parent / "geom_library" / "xtb_rx"
+    out = []
+    for path in sorted(folder.glob("*.trj")):
+        frames = read(path, index=":", format="xyz")
+        if set(frames[0].numbers.tolist()) <= CHNO:
+            out.append((f"xtb_rx/{path.stem}", frames[0].numbers, frames[0].positions, frames[-1].positions))
+    return out
+
+
+def own_reactions(data: Path, split: str = "test") -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """Ends of the NEB of each reaction in ``split`` of our dataset (xTB-optimised minima)."""
+    import h5py
+
+    out = []
+    with h5py.File(data, "r") as h5:
+        for _rid, g in sorted(h5["reactions"].items()):
+            if g.attrs.get("status") != "ok" or g.attrs.get("split") != split:
+                continue
+            kinds = [k.decode() for k in g["kind"][()]]
+            images = [i for i, k in enumerate(kinds) if k == "neb_image"]
+            pos = g["positions"][()]
+            name = f"own/{g.attrs['reactant_smiles']}>>{g.attrs['product_smiles']}"
+            out.append((name, g["numbers"][()].astype(int), pos[images[0]], pos[images[-1]]))
+    return out
+
+
+def run_one(job: dict) -> dict:
+    """One TS search in a worker process; every failure becomes a row, never a crash of the benchmark."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+    from ase import Atoms
+
+    from aiida_hip.pipeline import Level, ts_search
+
+    torch.set_num_threads(1)
+    calculator, hessian = job["config"].split(":")
+    r = Atoms(numbers=job["numbers"], positions=job["reactant"])
+    p = Atoms(numbers=job["numbers"], positions=job["product"])
+    t0 = time.perf_counter()
+    row = {"reaction": job["name"], "config": job["config"], "n_atoms": len(r)}
+    try:
+        res = ts_search(
+            r, p, job["workdir"], Level(calculator=calculator, hessian=hessian, checkpoint=job["checkpoint"])
+        )
+        d = res.to_dict()
+        row |= {
+            "status": d["status"],
+            "path_ok": d["status"] != "gsm_failed",
+            "ts_converged": d["status"] not in ("gsm_failed", "tsopt_not_converged"),
+            "one_imaginary": bool(d["ts_found"]),
+            "irc_intended": bool(d["irc_intended"]),
+            "tsopt_steps": d["n_tsopt_steps"],
+            "hessians": d["n_hessian_evaluations"],
+            "barrier_ev": d["barrier_forward_ev"],
+            "imaginary_cm1": d["imaginary_frequency_cm1"],
+            "ts": res.ts.positions.tolist() if res.ts is not None else None,
+            "message": d["message"][:300],
+        }
+    except Exception as exc:
+        row |= {
+            "status": "error",
+            "path_ok": False,
+            "ts_converged": False,
+            "one_imaginary": False,
+            "irc_intended": False,
+            "tsopt_steps": None,
+            "hessians": 0,
+            "message": f"{type(exc).__name__}: {exc}",
+        }
+    row["wall_s"] = time.perf_counter() - t0
+    return row
+
+
+def summarise(rows: list[dict], configs: list[str]) -> dict:
+    out = {}
+    for config in configs:
+        sel = [r for r in rows if r["config"] == config]
+        steps = [r["tsopt_steps"] for r in sel if r["ts_converged"] and r["tsopt_steps"] is not None]
+        out[config] = {
+            "reactions": len(sel),
+            **{key: int(sum(bool(r[key]) for r in sel)) for key, _ in FUNNEL},
+            "median_tsopt_steps": statistics.median(steps) if steps else None,
+            "median_wall_s": statistics.median([r["wall_s"] for r in sel]) if sel else None,
+        }
+    # How close the HIP-surface TSs are to the xTB ones, where both were found.
+    xtb = {r["reaction"]: r for r in rows if r["config"] == "xtb:reference" and r["one_imaginary"]}
+    if xtb:
+        from aiida_hip.chem.geometry import aligned_rmsd
+
+        for config in configs:
+            if not config.startswith("hip:"):
+                continue
+            d = [
+                aligned_rmsd(np.array(r["ts"]), np.array(xtb[r["reaction"]]["ts"]))
+                for r in rows
+                if r["config"] == config and r["one_imaginary"] and r["reaction"] in xtb
+            ]
+            out[config]["median_rmsd_to_xtb_ts_a"] = float(np.median(d)) if d else None
+            out[config]["n_compared_to_xtb"] = len(d)
+    return out
+
+
+def markdown(summary: dict) -> str:
+    head = "| configuration | reactions | " + " | ".join(label for _, label in FUNNEL)
+    head += " | median TS steps | median wall (s) | median RMSD to xTB TS (A) |"
+    lines = [head, "|" + "---|" * (len(FUNNEL) + 5)]
+    for config, s in summary.items():
+        rmsd = s.get("median_rmsd_to_xtb_ts_a")
+        lines.append(
+            f"| {config} | {s['reactions']} | "
+            + " | ".join(str(s[k]) for k, _ in FUNNEL)
+            + f" | {s['median_tsopt_steps'] if s['median_tsopt_steps'] is not None else '-'}"
+            + f" | {s['median_wall_s']:.1f} | {'-' if rmsd is None else f'{rmsd:.3f}'} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = list(summary)
+    x = np.arange(len(FUNNEL))
+    width = 0.8 / max(len(configs), 1)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for k, config in enumerate(configs):
+        ax.bar(x + k * width, [summary[config][key] for key, _ in FUNNEL], width, label=config)
+    ax.set_xticks(x + 0.4 - width / 2, [label for _, label in FUNNEL])
+    ax.set_ylabel("reactions")
+    ax.set_title("TS-search success funnel per Hessian source")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", default="xtb_rx,own")
+    parser.add_argument("--configs", default=DEFAULT_CONFIGS)
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "hip_xtb.h5")
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--max-reactions", type=int, default=20, help="Per set.")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_ts_search")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "ts_search")
+    args = parser.parse_args(argv)
+
+    reactions = []
+    if "xtb_rx" in args.sets:
+        reactions += xtb_rx_reactions()[: args.max_reactions]
+    if "own" in args.sets:
+        if not args.data.is_file():
+            sys.exit(f"{args.data} not found: generate it (aiida-hip data generate) or use --sets xtb_rx")
+        reactions += own_reactions(args.data)[: args.max_reactions]
+    configs = args.configs.split(",")
+    jobs = [
+        {
+            "name": name,
+            "numbers": z,
+            "reactant": r,
+            "product": p,
+            "config": c,
+            "checkpoint": args.checkpoint,
+            "workdir": str(args.workdir / c.replace(":", "_") / name.replace("/", "_").replace(">", "-")[:80]),
+        }
+        for name, z, r, p in reactions
+        for c in configs
+    ]
+    print(f"{len(reactions)} reactions x {len(configs)} configurations on {args.workers} processes")
+    rows = []
+    context = multiprocessing.get_context("spawn")  # tblite + fork can hang
+    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+        futures = [pool.submit(run_one, job) for job in jobs]
+        for k, fut in enumerate(as_completed(futures), 1):
+            row = fut.result()
+            rows.append(row)
+            print(
+                f"[{k}/{len(jobs)}] {row['config']:<18} {row['reaction'][:50]:<50} {row['status']:<22} "
+                f"{row['wall_s']:.0f} s",
+                flush=True,
+            )
+    summary = summarise(rows, configs)
+    table = markdown(summary)
+    print(table)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "sets": args.sets,
+        "configs": configs,
+        "summary": summary,
+        "rows": [{k: v for k, v in r.items() if k != "ts"} for r in rows],
+    }
+    args.output.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=float))
+    args.output.with_suffix(".md").write_text(table + "\n")
+    plot(summary, args.output.with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()

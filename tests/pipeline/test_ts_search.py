@@ -1,0 +1,95 @@
+"""Real TS searches on small reactions: GFN2-xTB against independent reference TSs, and the HIP model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ase.io import read
+from click.testing import CliRunner
+
+from aiida_hip.chem.geometry import aligned_rmsd
+from aiida_hip.cli import main
+from aiida_hip.pipeline import STATUSES, Level, read_reaction, ts_search
+
+REACTIONS = Path(__file__).resolve().parents[1] / "data" / "reactions"
+RESULT_KEYS = {
+    "status",
+    "ts_found",
+    "n_imaginary",
+    "imaginary_frequency_cm1",
+    "irc_intended",
+    "barrier_forward_ev",
+    "barrier_reverse_ev",
+    "n_tsopt_steps",
+    "n_hessian_evaluations",
+    "wall_time_s",
+    "files",
+}
+
+
+@pytest.mark.parametrize("name", ["hcn_hnc", "ch3nc_ch3cn"])
+def test_xtb_finds_the_reference_ts(tmp_path, name):
+    """Reference: geodesic + Sella with exact xTB Hessians (scripts/reference_ts.py), not pysisyphus."""
+    folder = REACTIONS / name
+    r, p = read_reaction(folder / "reactant.xyz", folder / "product.xyz")
+    result = ts_search(r, p, tmp_path, Level(calculator="xtb", hessian="reference"))
+    assert result.status == "success", result.message
+    assert result.ts_found and result.irc_intended
+    assert result.n_imaginary == 1
+    assert aligned_rmsd(result.ts.positions, read(folder / "ts_reference.xyz").positions) < 0.05
+    assert result.barrier_forward_ev > 0 and result.barrier_reverse_ev > 0
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert set(saved) >= RESULT_KEYS
+    assert (tmp_path / saved["files"]["ts"]).is_file() and (tmp_path / saved["files"]["irc"]).is_file()
+    assert saved["wall_time_s"]["total"] >= sum(v for k, v in saved["wall_time_s"].items() if k != "total") * 0.99
+
+
+def test_hessian_free_baseline_needs_more_steps(tmp_path):
+    folder = REACTIONS / "ch3nc_ch3cn"
+    r, p = read_reaction(folder / "reactant.xyz", folder / "product.xyz")
+    exact = ts_search(r, p, tmp_path / "exact", Level(calculator="xtb", hessian="reference"))
+    free = ts_search(r, p, tmp_path / "free", Level(calculator="xtb", hessian="none"))
+    assert free.status == "success", free.message
+    assert aligned_rmsd(free.ts.positions, exact.ts.positions) < 0.05
+    assert free.stages["tsopt"]["n_hessian_evaluations"] == 0
+    assert exact.n_tsopt_steps < free.n_tsopt_steps
+
+
+def test_cli_ts_search_with_the_shipped_model(tmp_path):
+    """The HIP pipeline runs to a reported status; what it reports is internally consistent."""
+    folder = REACTIONS / "hcn_hnc"
+    result = CliRunner().invoke(
+        main, ["ts-search", str(folder / "reactant.xyz"), str(folder / "product.xyz"), "--out", str(tmp_path)]
+    )
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["status"] in STATUSES
+    assert result.exit_code == (0 if saved["status"] == "success" else 1)
+    assert "Traceback" not in result.output and saved["status"] in result.output
+    assert saved["level"]["calculator"] == "hip" and saved["level"]["hessian"] == "predicted"
+    assert saved["n_hessian_evaluations"] > 0
+    if saved["ts_found"]:
+        assert saved["n_imaginary"] == 1 and saved["imaginary_frequency_cm1"] < 0
+
+
+def test_hip_optimize_and_freq_of_a_minimum(tmp_path):
+    """Physics the shipped model gets right: water relaxes to a minimum with xTB-like bonds and modes."""
+    from ase.build import molecule
+    from ase.io import write
+
+    water = molecule("H2O")
+    water.positions[1] += [0.1, 0.0, 0.05]
+    write(tmp_path / "water.xyz", water)
+    result = CliRunner().invoke(main, ["optimize", str(tmp_path / "water.xyz"), "--out", str(tmp_path / "opt")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "opt" / "result.json").read_text())
+    assert saved["optimization"]["converged"]
+    assert saved["frequencies"]["n_imaginary"] == 0
+    relaxed = read(tmp_path / "opt" / "optimized.xyz")
+    assert relaxed.get_distance(0, 1) == pytest.approx(0.96, abs=0.05)
+    freq = CliRunner().invoke(main, ["freq", str(tmp_path / "opt" / "optimized.xyz"), "--json"])
+    assert freq.exit_code == 0, freq.output
+    modes = json.loads(freq.output)["frequencies_cm1"]
+    assert len(modes) == 3
+    assert 1300 < modes[0] < 1900 and 3300 < modes[2] < 4200  # bend, OH stretches (xTB: 1540, 3640/3650)
