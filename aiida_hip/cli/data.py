@@ -37,6 +37,22 @@ def generate_cmd(output: Path, workers: int, limit: int | None, smiles_file: Pat
     click.echo(counts)
 
 
+@data.command("pack")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--hessian-dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+def pack_cmd(source: Path, target: Path, hessian_dtype: str) -> None:
+    """Write a compact copy of SOURCE for a training machine (upper-triangle Hessians)."""
+    from ..hip.data import DatasetError, pack_dataset
+
+    try:
+        counts = pack_dataset(source, target, hessian_dtype)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    size = target.stat().st_size / 2**20
+    click.echo(f"{counts['reactions']} reactions, {counts['geometries']} geometries -> {target} ({size:.1f} MiB)")
+
+
 @data.command("card")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def card_cmd(path: Path) -> None:

@@ -1,0 +1,84 @@
+"""Build the small reactions bundled with aiida-hip (examples, the main job) with our own machinery.
+
+Each reaction is found among the bond-change moves of its reactant (``aiida_hip.dataset.reactions``),
+both ends are embedded with RDKit, relaxed with GFN2-xTB and aligned (``aiida_hip.dataset.paths``),
+then written to ``aiida_hip/reactions/<name>/{reactant,product}.xyz``. The two test reactions
+(``tests/data/reactions``) are copied as they are. Usage: python scripts/make_bundled_reactions.py
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import write
+
+from aiida_hip.chem.geometry import connectivity
+from aiida_hip.dataset.paths import endpoints
+from aiida_hip.dataset.reactions import enumerate_reactions
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = ROOT / "aiida_hip" / "reactions"
+REACTIONS = {
+    "vinyl_alcohol_acetaldehyde": ("C=CO", "CC=O"),
+    "formamide_formimidic_acid": ("NC=O", "N=CO"),
+    "glycolaldehyde_enediol": ("OCC=O", "OC=CO"),
+}
+
+
+def stretched_product(reaction, r_pos: np.ndarray) -> np.ndarray:
+    """For bond breaking only (ring openings): pull the broken bonds apart in the reactant and relax.
+
+    A separately embedded product is often another conformer (s-trans butadiene) far from the
+    reactant; this one is the conformer the reaction itself reaches.
+    """
+    from ase.optimize import BFGS
+    from tblite.ase import TBLite
+
+    bonds = set(reaction.reactant_bonds)
+    atoms = Atoms(numbers=reaction.numbers, positions=r_pos.copy())
+    for i, j in reaction.broken:
+        v = atoms.positions[j] - atoms.positions[i]
+        v /= np.linalg.norm(v)
+        for centre, sign in ((i, -1.0), (j, 1.0)):
+            hydrogens = [b if a == centre else a for a, b in bonds if centre in (a, b)]
+            moved = [centre] + [k for k in hydrogens if reaction.numbers[k] == 1]
+            atoms.positions[moved] += sign * 0.7 * v
+    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    BFGS(atoms, logfile=None).run(fmax=0.005, steps=500)
+    return atoms.positions.copy()
+
+
+def main() -> None:
+    for name in ("hcn_hnc", "ch3nc_ch3cn"):
+        dest = TARGET / name
+        dest.mkdir(parents=True, exist_ok=True)
+        for side in ("reactant", "product"):
+            shutil.copy(ROOT / "tests" / "data" / "reactions" / name / f"{side}.xyz", dest / f"{side}.xyz")
+    for name, (reactant, product) in REACTIONS.items():
+        found = [
+            r
+            for r in enumerate_reactions(reactant, np.random.default_rng(0), max_reactions=500)
+            if r.product_smiles == product
+        ]
+        if not found:
+            raise SystemExit(f"{name}: {reactant} >> {product} is not among the enumerated moves")
+        found.sort(key=lambda r: len(r.broken) + len(r.formed))  # the most elementary move
+        r_pos, p_pos, e_r, e_p = endpoints(found[0], seed=7)
+        if not found[0].formed:
+            p_pos = stretched_product(found[0], r_pos)
+            if connectivity(found[0].numbers, p_pos) != set(found[0].product_bonds):
+                raise SystemExit(f"{name}: the stretched reactant does not relax to the product")
+        dest = TARGET / name
+        dest.mkdir(parents=True, exist_ok=True)
+        for side, pos, smiles in (("reactant", r_pos, reactant), ("product", p_pos, product)):
+            atoms = Atoms(numbers=found[0].numbers, positions=pos)
+            atoms.info["comment"] = f"{smiles} (GFN2-xTB relaxed, aiida-hip bundled reaction {name})"
+            write(dest / f"{side}.xyz", atoms)
+        print(f"{name}: {reactant} >> {product}, {len(found[0].numbers)} atoms, move {found[0].move}")
+
+
+if __name__ == "__main__":
+    main()
