@@ -7,10 +7,10 @@ import contextlib
 import numpy as np
 from ase import Atoms
 
+from ..chem.geometry import BOND_SCALE, connectivity, kabsch_align
 from .reactions import Reaction, molecule_from_graph
 
-#: Covalent-radius scale that defines a bond when reading connectivity off a geometry.
-BOND_SCALE = 1.3
+__all__ = ["BOND_SCALE", "SkipReaction", "connectivity", "embed", "endpoints", "kabsch_align", "neb_path", "relax"]
 
 
 class SkipReaction(RuntimeError):
@@ -24,16 +24,6 @@ def xtb_calculator(robust: bool = False):
     if robust:
         return TBLite(method="GFN2-xTB", verbosity=0, max_iterations=300, mixer_damping=0.3)
     return TBLite(method="GFN2-xTB", verbosity=0)
-
-
-def connectivity(numbers, positions, scale: float = BOND_SCALE) -> set[tuple[int, int]]:
-    """Bonded pairs: distance below ``scale`` times the sum of covalent radii (ASE's table)."""
-    from ase.data import covalent_radii
-
-    radii = covalent_radii[np.asarray(numbers)]
-    d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
-    i, j = np.nonzero(np.triu(d < scale * (radii[:, None] + radii[None]), 1))
-    return set(zip(i.tolist(), j.tolist(), strict=True))
 
 
 def _embed_mol(mol, seed: int) -> np.ndarray:
@@ -119,17 +109,6 @@ def relax(numbers, positions, fmax: float = 0.02, steps: int = 400) -> tuple[np.
         return atoms.positions.copy(), float(atoms.get_potential_energy())
     except Exception as exc:
         raise SkipReaction(f"xTB relaxation failed: {exc}") from exc
-
-
-def kabsch_align(mobile: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Rotate and translate ``mobile`` onto ``target`` (same atom order), minimising weighted RMSD."""
-    w = weights / weights.sum()
-    mc, tc = (w[:, None] * mobile).sum(0), (w[:, None] * target).sum(0)
-    a, b = mobile - mc, target - tc
-    u, _, vt = np.linalg.svd((w[:, None] * a).T @ b)
-    d = np.sign(np.linalg.det(u @ vt))
-    rot = u @ np.diag([1.0, 1.0, d]) @ vt
-    return a @ rot + tc
 
 
 def endpoints(reaction: Reaction, seed: int) -> tuple[np.ndarray, np.ndarray, float, float]:
