@@ -107,6 +107,9 @@ def _default_hessian(calculator: str, hessian: str | None) -> str:
     help="Output folder: one subfolder per stage, result.json, ts.xyz.",
 )
 @_common
+@click.option("--route", type=click.Choice(["auto", "pysisyphus", "sella"]), default="auto", show_default=True,
+              help="pysisyphus: path -> RS-P-RFO -> EulerPC IRC; sella: geodesic -> Sella -> Sella IRC; "
+              "auto: pysisyphus, then Sella if no TS came out.")
 @click.option("--no-irc", is_flag=True, help="Stop after the frequency check.")
 @click.option("--max-tsopt-steps", type=int, default=100, show_default=True)
 @click.option("--hessian-recalc", type=int, default=1, show_default=True, help="Fresh Hessian every k TS steps.")
@@ -120,13 +123,14 @@ def ts_search_cmd(
     charge,
     convergence,
     threads,
+    route,
     no_irc,
     max_tsopt_steps,
     hessian_recalc,
 ) -> None:
     """Find and verify the transition state between REACTANT and PRODUCT (any ASE-readable files, same atom order).
 
-    GSM -> RS-P-RFO -> frequencies -> IRC -> endpoint check; writes OUT/result.json. Exits 0 on a
+    Path -> TS optimisation -> frequencies -> IRC -> endpoint check; writes OUT/result.json. Exits 0 on a
     verified TS, 1 when the search ran but failed (the status says at which stage), 2 on bad input.
     """
     from dataclasses import replace
@@ -140,7 +144,7 @@ def ts_search_cmd(
         raise click.UsageError(str(exc)) from exc
     level = _level(calculator, _default_hessian(calculator, hessian), checkpoint, charge)
     evaluator = _evaluator(level)
-    settings = TSSearchSettings.with_convergence(convergence, run_irc=not no_irc)
+    settings = TSSearchSettings.with_convergence(convergence, run_irc=not no_irc, route=route)
     settings = replace(
         settings, tsopt=replace(settings.tsopt, max_cycles=max_tsopt_steps, hessian_recalc=hessian_recalc)
     )

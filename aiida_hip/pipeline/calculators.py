@@ -126,17 +126,22 @@ class Evaluator:
         return 0.5 * (h + h.T)
 
 
+def rigid_basis(positions: np.ndarray) -> np.ndarray:
+    """Orthonormal Cartesian translation + rotation vectors, shape (3N, 6) (5 if linear)."""
+    from ..chem.vibrations import rigid_body_vectors
+
+    vectors = rigid_body_vectors(np.asarray(positions), np.ones(len(positions)))
+    u, s, _ = np.linalg.svd(vectors.T, full_matrices=False)
+    return u[:, s > 1e-8 * s.max()]
+
+
 def project_rigid(hessian: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Remove translations and rotations from a Cartesian Hessian (P H P).
 
     A learned or finite-difference Hessian has small spurious translation/rotation eigenvalues, some
     negative; Cartesian RS-(P-)RFO would otherwise step along them or pick one as the TS mode.
     """
-    from ..chem.vibrations import rigid_body_vectors
-
-    vectors = rigid_body_vectors(np.asarray(positions), np.ones(len(positions)))
-    u, s, _ = np.linalg.svd(vectors.T, full_matrices=False)
-    basis = u[:, s > 1e-8 * s.max()]
+    basis = rigid_basis(positions)
     proj = np.eye(hessian.shape[0]) - basis @ basis.T
     out = proj @ hessian @ proj
     return 0.5 * (out + out.T)

@@ -1,4 +1,7 @@
-"""One reaction end to end: endpoints -> GSM -> RS-P-RFO -> frequencies -> IRC -> endpoint check.
+"""One reaction end to end: endpoints -> path -> TS optimisation -> frequencies -> IRC -> endpoint check.
+
+Two routes share the stages' result types: pysisyphus (GSM or geodesic CI-NEB -> RS-P-RFO -> EulerPC)
+and Sella (geodesic guess -> Sella -> Sella IRC); ``auto`` tries the second when the first finds no TS.
 
 Every stage writes its own folder under ``out_dir``; the result says which stage stopped the search
 and why, so a failed reaction is a result, not an exception.
@@ -23,6 +26,7 @@ from .gsm import GSMSettings, run_path
 from .inputs import ReactionInputError, check_reaction
 from .irc import IRCSettings, run_irc
 from .opt import OptSettings, run_opt
+from .sella_route import SellaSettings, geodesic_guess, run_sella_irc, run_sella_tsopt
 from .tsopt import TSOptSettings, run_tsopt
 
 STATUSES = ("success", "gsm_failed", "tsopt_not_converged", "wrong_imaginary_count", "irc_failed", "irc_unintended")
@@ -37,6 +41,14 @@ class TSSearchSettings:
     irc: IRCSettings = field(default_factory=IRCSettings)
     run_irc: bool = True
     imaginary_threshold: float = IMAGINARY_THRESHOLD
+    #: ``pysisyphus`` (path -> RS-P-RFO -> EulerPC), ``sella`` (geodesic -> Sella -> Sella IRC) or
+    #: ``auto``: pysisyphus, then Sella when no TS with one imaginary mode came out.
+    route: str = "auto"
+    sella: SellaSettings = field(default_factory=SellaSettings)
+
+    def __post_init__(self) -> None:
+        if self.route not in ("pysisyphus", "sella", "auto"):
+            raise ValueError(f"route must be pysisyphus, sella or auto, got {self.route!r}")
 
     @classmethod
     def with_convergence(cls, name: str, **kwargs) -> TSSearchSettings:
@@ -57,6 +69,7 @@ class TSSearchResult:
     status: str = "gsm_failed"
     message: str = ""
     stage_reached: str = ""
+    route: str = ""
     ts_found: bool = False
     n_imaginary: int | None = None
     imaginary_frequency_cm1: float | None = None
@@ -146,45 +159,67 @@ def ts_search(
     if e_product is None:
         e_product = evaluator.gradient(product.numbers, product.positions)["energy"]
 
-    # 2. growing string
-    result.stage_reached = "path"
-    say("path", f"reaction path ({settings.gsm.method})")
-    gsm = run_path(reactant, product, evaluator, settings.gsm, out / "02_path")
-    result.stages["gsm"] = gsm.summary()
-    result.wall_time_s["gsm"] = gsm.wall_time_s
-    if gsm.path_file is not None:
-        result.files["path"] = str(gsm.path_file.relative_to(out.resolve()))
-    if not gsm.success:
-        return finish("gsm_failed", gsm.message)
-    say("path", f"{gsm.method}: TS guess at node {gsm.hei_index:.2f} after {gsm.n_cycles} cycles")
+    # 2-4. path -> TS optimisation -> frequencies, on one route or the other
+    routes = {"pysisyphus": ["pysisyphus"], "sella": ["sella"], "auto": ["pysisyphus", "sella"]}[settings.route]
+    status, message, route, ts, freq = "gsm_failed", "", routes[0], None, None
+    for route in routes:
+        suffix = "" if route == "pysisyphus" else "_sella"
+        result.stage_reached = "path"
+        say("path", f"reaction path ({route}: {'geodesic' if route == 'sella' else settings.gsm.method})")
+        if route == "pysisyphus":
+            path = run_path(reactant, product, evaluator, settings.gsm, out / "02_path")
+        else:
+            path = geodesic_guess(reactant, product, evaluator, settings.gsm, out / "02_path_sella")
+        result.stages[f"path{suffix}"] = path.summary()
+        result.wall_time_s[f"path{suffix}"] = path.wall_time_s
+        if path.path_file is not None:
+            result.files[f"path{suffix}"] = str(path.path_file.resolve().relative_to(out.resolve()))
+        if not path.success:
+            status, message = "gsm_failed", path.message
+            say("path", message)
+            continue
+        say("path", f"{path.method}: TS guess at node {path.hei_index:.2f} after {path.n_cycles} cycles")
 
-    # 3. TS optimisation
-    result.stage_reached = "tsopt"
-    say("tsopt", f"RS-P-RFO with {level.hessian} Hessians")
-    ts = run_tsopt(gsm.guess, gsm.tangent, evaluator, settings.tsopt, out / "03_tsopt", curvature=gsm.curvature)
-    result.stages["tsopt"] = ts.summary()
-    result.wall_time_s["tsopt"] = ts.wall_time_s
-    result.n_tsopt_steps = ts.n_cycles
-    result.ts = ts.ts
-    if ts.ts is not None:
-        write(out / "ts.xyz", ts.ts)
-        result.files["ts"] = "ts.xyz"
-    if not ts.converged:
-        return finish("tsopt_not_converged", ts.message)
-    say("tsopt", f"converged in {ts.n_cycles} steps")
+        result.stage_reached = "tsopt"
+        say("tsopt", f"{'RS-P-RFO' if route == 'pysisyphus' else 'Sella'} with {level.hessian} Hessians")
+        if route == "pysisyphus":
+            ts = run_tsopt(
+                path.guess, path.tangent, evaluator, settings.tsopt, out / "03_tsopt", curvature=path.curvature
+            )
+        else:
+            ts = run_sella_tsopt(path.guess, evaluator, settings.tsopt, out / "03_tsopt_sella", settings.sella)
+        result.stages[f"tsopt{suffix}"] = ts.summary()
+        result.wall_time_s[f"tsopt{suffix}"] = ts.wall_time_s
+        result.n_tsopt_steps = ts.n_cycles
+        result.ts = ts.ts
+        if ts.ts is not None:
+            write(out / "ts.xyz", ts.ts)
+            result.files["ts"] = "ts.xyz"
+        if not ts.converged:
+            status, message = "tsopt_not_converged", ts.message
+            say("tsopt", message)
+            continue
+        say("tsopt", f"converged in {ts.n_cycles} steps")
 
-    # 4. frequencies
-    result.stage_reached = "freq"
-    freq = run_freq(ts.ts, evaluator, "ts", imaginary_threshold=settings.imaginary_threshold, workdir=out / "04_freq")
-    result.stages["freq"] = freq.summary()
-    result.wall_time_s["freq"] = freq.wall_time_s
-    result.n_imaginary = freq.n_imaginary
-    result.imaginary_frequency_cm1 = freq.imaginary_frequency_cm1
-    result.barrier_forward_ev = freq.energy_ev - e_reactant
-    result.barrier_reverse_ev = freq.energy_ev - e_product
-    say("freq", f"{freq.n_imaginary} imaginary mode(s), {freq.frequencies_cm1[0]:.0f} cm^-1 lowest")
-    if not freq.ok:
-        return finish("wrong_imaginary_count", f"{freq.n_imaginary} imaginary modes at the optimised TS, expected 1")
+        result.stage_reached = "freq"
+        freq = run_freq(
+            ts.ts, evaluator, "ts", imaginary_threshold=settings.imaginary_threshold, workdir=out / f"04_freq{suffix}"
+        )
+        result.stages[f"freq{suffix}"] = freq.summary()
+        result.wall_time_s[f"freq{suffix}"] = freq.wall_time_s
+        result.n_imaginary = freq.n_imaginary
+        result.imaginary_frequency_cm1 = freq.imaginary_frequency_cm1
+        result.barrier_forward_ev = freq.energy_ev - e_reactant
+        result.barrier_reverse_ev = freq.energy_ev - e_product
+        say("freq", f"{freq.n_imaginary} imaginary mode(s), {freq.frequencies_cm1[0]:.0f} cm^-1 lowest")
+        if not freq.ok:
+            status, message = "wrong_imaginary_count", f"{freq.n_imaginary} imaginary modes at the TS, expected 1"
+            continue
+        status = ""
+        break
+    result.route = route
+    if status:
+        return finish(status, message)
     result.ts_found = True
     if not settings.run_irc:
         return finish("success", "TS found and characterised (IRC not requested)")
@@ -192,11 +227,14 @@ def ts_search(
     # 5. IRC + endpoint check
     result.stage_reached = "irc"
     say("irc", "following the IRC both ways")
-    irc = run_irc(ts.ts, freq.hessian, evaluator, settings.irc, out / "05_irc")
+    if route == "pysisyphus":
+        irc = run_irc(ts.ts, freq.hessian, evaluator, settings.irc, out / "05_irc")
+    else:
+        irc = run_sella_irc(ts.ts, freq.hessian, evaluator, settings.irc, out / "05_irc_sella")
     result.stages["irc"] = irc.summary()
     result.wall_time_s["irc"] = irc.wall_time_s
     if irc.trajectory:
-        result.files["irc"] = "05_irc/irc.xyz"
+        result.files["irc"] = "05_irc/irc.xyz" if route == "pysisyphus" else "05_irc_sella/irc.xyz"
     if not irc.completed:
         return finish("irc_failed", irc.message)
     check = compare_endpoints(reactant, product, irc.forward_end, irc.backward_end)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from aiida_hip.chem.geometry import aligned_rmsd
 from aiida_hip.cli import main
-from aiida_hip.pipeline import STATUSES, Level, read_reaction, ts_search
+from aiida_hip.pipeline import STATUSES, Level, TSSearchSettings, read_reaction, ts_search
 
 REACTIONS = Path(__file__).resolve().parents[1] / "data" / "reactions"
 RESULT_KEYS = {
@@ -29,13 +29,16 @@ RESULT_KEYS = {
 }
 
 
-@pytest.mark.parametrize("name", ["hcn_hnc", "ch3nc_ch3cn"])
-def test_xtb_finds_the_reference_ts(tmp_path, name):
-    """Reference: geodesic + Sella with exact xTB Hessians (scripts/reference_ts.py), not pysisyphus."""
+@pytest.mark.parametrize(
+    ("name", "route"), [("hcn_hnc", "pysisyphus"), ("ch3nc_ch3cn", "pysisyphus"), ("ch3nc_ch3cn", "sella")]
+)
+def test_xtb_finds_the_reference_ts(tmp_path, name, route):
+    """Reference: geodesic + Sella with exact xTB Hessians at 1e-3 eV/A (scripts/reference_ts.py)."""
     folder = REACTIONS / name
     r, p = read_reaction(folder / "reactant.xyz", folder / "product.xyz")
-    result = ts_search(r, p, tmp_path, Level(calculator="xtb", hessian="reference"))
+    result = ts_search(r, p, tmp_path, Level(calculator="xtb", hessian="reference"), TSSearchSettings(route=route))
     assert result.status == "success", result.message
+    assert result.route == route
     assert result.ts_found and result.irc_intended
     assert result.n_imaginary == 1
     assert aligned_rmsd(result.ts.positions, read(folder / "ts_reference.xyz").positions) < 0.05
@@ -49,21 +52,29 @@ def test_xtb_finds_the_reference_ts(tmp_path, name):
 def test_hessian_free_baseline_needs_more_steps(tmp_path):
     folder = REACTIONS / "ch3nc_ch3cn"
     r, p = read_reaction(folder / "reactant.xyz", folder / "product.xyz")
-    exact = ts_search(r, p, tmp_path / "exact", Level(calculator="xtb", hessian="reference"))
-    free = ts_search(r, p, tmp_path / "free", Level(calculator="xtb", hessian="none"))
+    exact = ts_search(
+        r, p, tmp_path / "exact", Level(calculator="xtb", hessian="reference"), TSSearchSettings(route="pysisyphus")
+    )
+    free = ts_search(
+        r, p, tmp_path / "free", Level(calculator="xtb", hessian="none"), TSSearchSettings(route="pysisyphus")
+    )
     assert free.status == "success", free.message
     assert aligned_rmsd(free.ts.positions, exact.ts.positions) < 0.05
     assert free.stages["tsopt"]["n_hessian_evaluations"] == 0
     assert exact.n_tsopt_steps < free.n_tsopt_steps
 
 
-def test_cli_ts_search_with_the_shipped_model(tmp_path):
-    """The HIP pipeline runs to a reported status; what it reports is internally consistent."""
+def test_cli_ts_search_with_the_shipped_model(tmp_path, monkeypatch):
+    """The HIP pipeline runs to a reported status, consistent with itself, writing nothing into the cwd."""
     folder = REACTIONS / "hcn_hnc"
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    out = tmp_path / "out"
     result = CliRunner().invoke(
-        main, ["ts-search", str(folder / "reactant.xyz"), str(folder / "product.xyz"), "--out", str(tmp_path)]
+        main, ["ts-search", str(folder / "reactant.xyz"), str(folder / "product.xyz"), "--out", str(out)]
     )
-    saved = json.loads((tmp_path / "result.json").read_text())
+    assert list((tmp_path / "cwd").iterdir()) == []
+    saved = json.loads((out / "result.json").read_text())
     assert saved["status"] in STATUSES
     assert result.exit_code == (0 if saved["status"] == "success" else 1)
     assert "Traceback" not in result.output and saved["status"] in result.output

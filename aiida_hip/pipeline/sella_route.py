@@ -1,0 +1,210 @@
+"""The second TS route: geodesic interpolation -> Sella (internal coordinates) -> Sella IRC.
+
+Same inputs and result types as the pysisyphus stages, so ``ts_search`` can use either route or
+fall back from one to the other. The model Hessian reaches Sella as ``hessian_function`` (the quacc
+NewtonNet recipe); with ``hessian='none'`` Sella's own iterative (gradient-only) diagonalisation runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import write
+
+from ..chem.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
+from .calculators import Evaluator, ase_calculator, project_rigid, rigid_basis
+from .convergence import get_convergence
+from .gsm import GSMResult, GSMSettings, geodesic_images
+from .irc import IRCResult, IRCSettings
+from .opt import run_opt
+from .tsopt import TSOptResult, TSOptSettings
+
+
+@contextlib.contextmanager
+def _quiet(folder: Path):
+    """Sella imports jax (kept on one CPU thread) and logs; all of it goes to the stage log."""
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    folder.mkdir(parents=True, exist_ok=True)
+    with (
+        open(folder / "stage.log", "a") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        previous = logging.root.manager.disable
+        logging.disable(logging.INFO)
+        try:
+            yield folder
+        finally:
+            logging.disable(previous)
+
+
+@dataclass(frozen=True)
+class SellaSettings:
+    """Sella TS search: at most ``max_steps`` steps to the preset's max force (as eV/A)."""
+
+    max_steps: int = 200
+    images: int = 15
+    seed: int = 0
+
+
+def geodesic_guess(
+    reactant: Atoms, product: Atoms, evaluator: Evaluator, settings: GSMSettings, workdir: str | Path
+) -> GSMResult:
+    """Highest-energy image of a geodesic interpolation (no path relaxation): Sella copes with it."""
+    t0 = time.perf_counter()
+    folder = Path(workdir)
+    with _quiet(folder):
+        try:
+            images = geodesic_images(reactant, product, max(settings.max_nodes + 2, 11), settings.seed)
+        except Exception as exc:
+            return GSMResult(
+                False,
+                False,
+                False,
+                0,
+                f"geodesic interpolation failed: {exc}",
+                wall_time_s=time.perf_counter() - t0,
+                method="geodesic",
+            )
+    energies = np.array([evaluator.gradient(im.numbers, im.positions)["energy"] for im in images])
+    write(folder / "path.xyz", images)
+    result = GSMResult(
+        False,
+        True,
+        True,
+        0,
+        "",
+        energies=energies.tolist(),
+        path=images,
+        method="geodesic",
+        path_file=folder / "path.xyz",
+    )
+    hei = int(np.argmax(energies))
+    if hei in (0, len(images) - 1):
+        result.message = "the highest-energy image is an endpoint: no barrier between reactant and product"
+    else:
+        tangent = images[hei + 1].positions - images[hei - 1].positions
+        result.success = True
+        result.guess = images[hei].copy()
+        result.tangent = tangent / np.linalg.norm(tangent)
+        result.hei_index = float(hei)
+        result.message = "TS guess from the highest-energy geodesic image"
+        write(folder / "ts_guess.xyz", result.guess)
+    result.wall_time_s = time.perf_counter() - t0
+    return result
+
+
+def _fmax(convergence: str) -> float:
+    return get_convergence(convergence).max_force * HARTREE_TO_EV / BOHR_TO_ANGSTROM
+
+
+def run_sella_tsopt(
+    guess: Atoms, evaluator: Evaluator, settings: TSOptSettings, workdir: str | Path, sella: SellaSettings
+) -> TSOptResult:
+    """Sella saddle search (order 1, internal coordinates) with the level's Hessians."""
+    t0 = time.perf_counter()
+    hessians_before = evaluator.counters.hessians
+    folder = Path(workdir)
+    atoms = guess.copy()
+    atoms.calc = ase_calculator(evaluator)
+    kwargs = {}
+    if evaluator.level.hessian != "none":
+        kwargs = {"hessian_function": lambda a: evaluator.hessian(a.numbers, a.positions), "diag_every_n": 0}
+    converged, message, steps = False, "", 0
+    with _quiet(folder):
+        from sella import Sella
+
+        opt = Sella(
+            atoms,
+            order=1,
+            internal=True,
+            logfile=str(folder / "sella.log"),
+            trajectory=str(folder / "sella.traj"),
+            **kwargs,
+        )
+        try:
+            converged = bool(opt.run(fmax=_fmax(settings.convergence), steps=sella.max_steps))
+        except Exception as exc:
+            message = f"Sella stopped: {exc}"
+        steps = int(opt.nsteps)
+    write(folder / "ts.xyz", atoms)
+    out = evaluator.gradient(atoms.numbers, atoms.positions)
+    return TSOptResult(
+        converged=converged,
+        n_cycles=steps,
+        message=message or ("converged" if converged else f"not converged in {sella.max_steps} steps"),
+        ts=Atoms(numbers=atoms.numbers, positions=atoms.positions),
+        energy_ev=out["energy"],
+        max_force_ev_per_a=float(np.abs(out["forces"]).max()),
+        n_hessian_evaluations=evaluator.counters.hessians - hessians_before,
+        wall_time_s=time.perf_counter() - t0,
+    )
+
+
+def run_sella_irc(
+    ts: Atoms, ts_hessian: np.ndarray, evaluator: Evaluator, settings: IRCSettings, workdir: str | Path
+) -> IRCResult:
+    """Sella IRC both ways, started from ``ts_hessian`` with its rigid-body block shifted to +1 eV/A^2.
+
+    A raw Hessian has small negative translation/rotation eigenvalues, and the IRC then never meets
+    its convergence test; the shift removes them without touching the vibrations.
+    """
+    t0 = time.perf_counter()
+    folder = Path(workdir)
+
+    def shifted(h: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        basis = rigid_basis(positions)
+        return project_rigid(h, positions) + basis @ basis.T
+
+    start = shifted(ts_hessian, ts.positions)
+    calls = {"n": 0}
+
+    def hessian(a: Atoms) -> np.ndarray:
+        calls["n"] += 1
+        if calls["n"] == 1 or evaluator.level.hessian == "none":
+            return start
+        return shifted(evaluator.hessian(a.numbers, a.positions), a.positions)
+
+    atoms = ts.copy()
+    atoms.calc = ase_calculator(evaluator)
+    frames: dict[str, list[Atoms]] = {"forward": [], "reverse": []}
+    with _quiet(folder):
+        from sella import IRC
+
+        irc = IRC(
+            atoms, logfile=str(folder / "irc.log"), dx=settings.step_length, eta=1e-4, gamma=0, hessian_function=hessian
+        )
+        try:
+            for direction in ("forward", "reverse"):
+                for _ in irc.irun(fmax=0.05, steps=settings.max_cycles, direction=direction):
+                    frames[direction].append(Atoms(numbers=atoms.numbers, positions=atoms.positions.copy()))
+        except Exception as exc:
+            return IRCResult(False, f"Sella IRC stopped: {exc}", wall_time_s=time.perf_counter() - t0)
+    trajectory = frames["forward"][::-1] + [ts.copy()] + frames["reverse"]
+    write(folder / "irc.xyz", trajectory)
+    energies = [evaluator.gradient(a.numbers, a.positions)["energy"] for a in (trajectory[0], trajectory[-1])]
+    result = IRCResult(
+        True,
+        "both directions followed (Sella)",
+        trajectory[0],
+        trajectory[-1],
+        energies_ev=energies,
+        trajectory=trajectory,
+        n_cycles=len(trajectory) - 1,
+    )
+    result.forward_opt = run_opt(trajectory[0], evaluator, settings.endpoint_opt, folder / "forward_end_opt")
+    result.backward_opt = run_opt(trajectory[-1], evaluator, settings.endpoint_opt, folder / "backward_end_opt")
+    result.forward_end, result.backward_end = result.forward_opt.atoms, result.backward_opt.atoms
+    result.wall_time_s = time.perf_counter() - t0
+    return result
