@@ -12,6 +12,6 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" TQDM_DISABLE=1 PYTHONUNBUFFERED=1
 py="${PYTHON:-python3}"
 hip() { "$py" -c 'import sys; from aiida_hip.cli import main; sys.argv[0] = "aiida-hip"; main()' "$@"; }
-common=(--data "$data" --workdir "$work" --epochs 500 --batch-size 64 --lr 3e-3 --patience 25 --device cuda)
+common=(--data "$data" --workdir "$work" --epochs 500 --batch-size 64 --lr 3e-3 --patience 25 --device "${DEVICE:-cuda}")
 hip train "${common[@]}" --stage energy_forces --max-minutes "$ef_minutes"
 hip train "${common[@]}" --stage hessian --max-minutes "$hessian_minutes"
