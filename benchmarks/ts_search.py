@@ -71,7 +71,7 @@ def run_one(job: dict) -> dict:
     import torch
     from ase import Atoms
 
-    from aiida_hip.pipeline import Level, ts_search
+    from aiida_hip.pipeline import Level, TSSearchSettings, ts_search
 
     torch.set_num_threads(1)
     calculator, hessian = job["config"].split(":")
@@ -80,9 +80,8 @@ def run_one(job: dict) -> dict:
     t0 = time.perf_counter()
     row = {"reaction": job["name"], "config": job["config"], "n_atoms": len(r)}
     try:
-        res = ts_search(
-            r, p, job["workdir"], Level(calculator=calculator, hessian=hessian, checkpoint=job["checkpoint"])
-        )
+        level = Level(calculator=calculator, hessian=hessian, checkpoint=job["checkpoint"])
+        res = ts_search(r, p, job["workdir"], level, TSSearchSettings(route=job["route"]))
         d = res.to_dict()
         row |= {
             "status": d["status"],
@@ -184,6 +183,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--max-reactions", type=int, default=20, help="Per set.")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="earlier result JSONs whose rows join this table (e.g. the xTB runs)",
+    )
+    parser.add_argument(
+        "--route",
+        default="pysisyphus",
+        choices=["pysisyphus", "sella", "auto"],
+        help="pysisyphus compares Hessian sources on RS-P-RFO alone (default)",
+    )
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_ts_search")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "ts_search")
     args = parser.parse_args(argv)
@@ -204,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             "product": p,
             "config": c,
             "checkpoint": args.checkpoint,
+            "route": args.route,
             "workdir": str(args.workdir / c.replace(":", "_") / name.replace("/", "_").replace(">", "-")[:80]),
         }
         for name, z, r, p in reactions
@@ -222,6 +235,10 @@ def main(argv: list[str] | None = None) -> None:
                 f"{row['wall_s']:.0f} s",
                 flush=True,
             )
+    for path in args.merge:
+        earlier = json.loads(path.read_text())
+        rows += earlier["rows"]
+        configs = [c for c in earlier["configs"] if c not in configs] + configs
     summary = summarise(rows, configs)
     table = markdown(summary)
     print(table)
@@ -229,8 +246,9 @@ def main(argv: list[str] | None = None) -> None:
     payload = {
         "sets": args.sets,
         "configs": configs,
+        "route": args.route,
         "summary": summary,
-        "rows": [{k: v for k, v in r.items() if k != "ts"} for r in rows],
+        "rows": rows,
     }
     args.output.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=float))
     args.output.with_suffix(".md").write_text(table + "\n")
