@@ -107,9 +107,14 @@ def _default_hessian(calculator: str, hessian: str | None) -> str:
     help="Output folder: one subfolder per stage, result.json, ts.xyz.",
 )
 @_common
-@click.option("--route", type=click.Choice(["auto", "pysisyphus", "sella"]), default="auto", show_default=True,
-              help="pysisyphus: path -> RS-P-RFO -> EulerPC IRC; sella: geodesic -> Sella -> Sella IRC; "
-              "auto: pysisyphus, then Sella if no TS came out.")
+@click.option(
+    "--route",
+    type=click.Choice(["auto", "pysisyphus", "sella"]),
+    default="auto",
+    show_default=True,
+    help="pysisyphus: path -> RS-P-RFO -> EulerPC IRC; sella: geodesic -> Sella -> Sella IRC; "
+    "auto: pysisyphus, then Sella if no TS came out.",
+)
 @click.option("--no-irc", is_flag=True, help="Stop after the frequency check.")
 @click.option("--max-tsopt-steps", type=int, default=100, show_default=True)
 @click.option("--hessian-recalc", type=int, default=1, show_default=True, help="Fresh Hessian every k TS steps.")
