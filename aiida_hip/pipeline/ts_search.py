@@ -128,13 +128,14 @@ def ts_search(
     say = progress or (lambda stage, message: None)
     result = TSSearchResult(level=level.to_dict())
     t_start = time.perf_counter()
+    hessians0, gradients0 = evaluator.counters.hessians, evaluator.counters.gradients  # a shared evaluator counts on
     write(out / "reactant_input.xyz", reactant)
     write(out / "product_input.xyz", product)
 
     def finish(status: str, message: str) -> TSSearchResult:
         result.status, result.message = status, message
-        result.n_hessian_evaluations = evaluator.counters.hessians
-        result.n_gradient_evaluations = evaluator.counters.gradients
+        result.n_hessian_evaluations = evaluator.counters.hessians - hessians0
+        result.n_gradient_evaluations = evaluator.counters.gradients - gradients0
         result.wall_time_s["total"] = time.perf_counter() - t_start
         (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
         say("done", f"{status}: {message}")
