@@ -239,6 +239,9 @@ def main(argv: list[str] | None = None) -> None:
         earlier = json.loads(path.read_text())
         rows += earlier["rows"]
         configs = [c for c in earlier["configs"] if c not in configs] + configs
+    if args.merge:  # compare configurations on the reactions every one of them ran
+        common = set.intersection(*({r["reaction"] for r in rows if r["config"] == c} for c in configs))
+        rows = [r for r in rows if r["reaction"] in common]
     summary = summarise(rows, configs)
     table = markdown(summary)
     print(table)

@@ -1,7 +1,7 @@
 """One reaction end to end: endpoints -> path -> TS optimisation -> frequencies -> IRC -> endpoint check.
 
 Two routes share the stages' result types: pysisyphus (GSM or geodesic CI-NEB -> RS-P-RFO -> EulerPC)
-and Sella (geodesic guess -> Sella -> Sella IRC); ``auto`` tries the second when the first finds no TS.
+and Sella (geodesic guess -> Sella -> Sella IRC); ``auto`` tries the second when the first fails.
 
 Every stage writes its own folder under ``out_dir``; the result says which stage stopped the search
 and why, so a failed reaction is a result, not an exception.
@@ -42,7 +42,7 @@ class TSSearchSettings:
     run_irc: bool = True
     imaginary_threshold: float = IMAGINARY_THRESHOLD
     #: ``pysisyphus`` (path -> RS-P-RFO -> EulerPC), ``sella`` (geodesic -> Sella -> Sella IRC) or
-    #: ``auto``: pysisyphus, then Sella when no TS with one imaginary mode came out.
+    #: ``auto``: pysisyphus, then Sella when the first found no TS or its IRC was not the intended one.
     route: str = "auto"
     sella: SellaSettings = field(default_factory=SellaSettings)
 
@@ -163,7 +163,14 @@ def ts_search(
     # 2-4. path -> TS optimisation -> frequencies, on one route or the other
     routes = {"pysisyphus": ["pysisyphus"], "sella": ["sella"], "auto": ["pysisyphus", "sella"]}[settings.route]
     status, message, route, ts, freq = "gsm_failed", "", routes[0], None, None
+    attempts: list[dict] = []
     for route in routes:
+        if attempts:  # a new attempt reports only its own findings (the earlier one stays in stages)
+            attempts[-1]["status"] = status
+            result.ts_found, result.irc_intended, result.n_imaginary = False, False, None
+            result.imaginary_frequency_cm1 = result.barrier_forward_ev = result.barrier_reverse_ev = None
+            result.n_tsopt_steps = None
+        attempts.append({"route": route})
         suffix = "" if route == "pysisyphus" else "_sella"
         result.stage_reached = "path"
         say("path", f"reaction path ({route}: {'geodesic' if route == 'sella' else settings.gsm.method})")
@@ -216,33 +223,37 @@ def ts_search(
         if not freq.ok:
             status, message = "wrong_imaginary_count", f"{freq.n_imaginary} imaginary modes at the TS, expected 1"
             continue
-        status = ""
+        result.ts_found = True
+        if not settings.run_irc:
+            status, message = "success", "TS found and characterised (IRC not requested)"
+            break
+
+        # 5. IRC + endpoint check
+        result.stage_reached = "irc"
+        say("irc", "following the IRC both ways")
+        if route == "pysisyphus":
+            irc = run_irc(ts.ts, freq.hessian, evaluator, settings.irc, out / "05_irc")
+        else:
+            irc = run_sella_irc(ts.ts, freq.hessian, evaluator, settings.irc, out / "05_irc_sella")
+        result.stages[f"irc{suffix}"] = irc.summary()
+        result.wall_time_s[f"irc{suffix}"] = irc.wall_time_s
+        if irc.trajectory:
+            result.files["irc"] = f"05_irc{suffix}/irc.xyz"
+        if not irc.completed:
+            status, message = "irc_failed", irc.message
+            continue
+        check = compare_endpoints(reactant, product, irc.forward_end, irc.backward_end)
+        result.stages[f"endpoints_check{suffix}"] = check.summary()
+        result.irc_intended = check.intended
+        if check.verdict == "failed":
+            status, message = "irc_failed", check.message
+            continue
+        if not check.intended:
+            status, message = "irc_unintended", check.message
+            continue
+        status, message = "success", f"TS verified: {check.message}"
         break
     result.route = route
-    if status:
-        return finish(status, message)
-    result.ts_found = True
-    if not settings.run_irc:
-        return finish("success", "TS found and characterised (IRC not requested)")
-
-    # 5. IRC + endpoint check
-    result.stage_reached = "irc"
-    say("irc", "following the IRC both ways")
-    if route == "pysisyphus":
-        irc = run_irc(ts.ts, freq.hessian, evaluator, settings.irc, out / "05_irc")
-    else:
-        irc = run_sella_irc(ts.ts, freq.hessian, evaluator, settings.irc, out / "05_irc_sella")
-    result.stages["irc"] = irc.summary()
-    result.wall_time_s["irc"] = irc.wall_time_s
-    if irc.trajectory:
-        result.files["irc"] = "05_irc/irc.xyz" if route == "pysisyphus" else "05_irc_sella/irc.xyz"
-    if not irc.completed:
-        return finish("irc_failed", irc.message)
-    check = compare_endpoints(reactant, product, irc.forward_end, irc.backward_end)
-    result.stages["endpoints_check"] = check.summary()
-    result.irc_intended = check.intended
-    if check.verdict == "failed":
-        return finish("irc_failed", check.message)
-    if not check.intended:
-        return finish("irc_unintended", check.message)
-    return finish("success", f"TS verified: {check.message}")
+    attempts[-1]["status"] = status
+    result.stages["attempts"] = attempts
+    return finish(status, message)

@@ -104,3 +104,28 @@ def test_hip_optimize_and_freq_of_a_minimum(tmp_path):
     modes = json.loads(freq.output)["frequencies_cm1"]
     assert len(modes) == 3
     assert 1300 < modes[0] < 1900 and 3300 < modes[2] < 4200  # bend, OH stretches (xTB: 1540, 3640/3650)
+
+
+def test_auto_falls_back_to_sella_when_the_first_route_fails(tmp_path, monkeypatch):
+    """Make the pysisyphus path stage fail: ``auto`` must still find the TS with Sella and report both."""
+    import importlib
+
+    from aiida_hip.pipeline.gsm import GSMResult
+
+    module = importlib.import_module("aiida_hip.pipeline.ts_search")  # the package exports a function of that name
+
+    monkeypatch.setattr(module, "run_path", lambda *args, **kwargs: GSMResult(False, False, False, 0, "made to fail"))
+    folder = REACTIONS / "hcn_hnc"
+    r, p = read_reaction(folder / "reactant.xyz", folder / "product.xyz")
+    result = ts_search(r, p, tmp_path, Level(calculator="xtb", hessian="reference"), TSSearchSettings(route="auto"))
+    assert result.status == "success" and result.route == "sella"
+    assert result.stages["attempts"] == [
+        {"route": "pysisyphus", "status": "gsm_failed"},
+        {"route": "sella", "status": "success"},
+    ]
+    assert aligned_rmsd(result.ts.positions, read(folder / "ts_reference.xyz").positions) < 0.05
+
+
+def test_invalid_route_is_a_clear_error():
+    with pytest.raises(ValueError, match="route must be"):
+        TSSearchSettings(route="dimer")
