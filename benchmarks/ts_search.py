@@ -19,12 +19,14 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CHNO = {1, 6, 7, 8}
+#: calculator:hessian[:k] (k = a fresh Hessian every k RS-P-RFO steps, Bofill updates between; default 1)
 DEFAULT_CONFIGS = "hip:predicted,hip:autograd,hip:none,xtb:reference,xtb:none"
 FUNNEL = (
     ("path_ok", "path (GSM/NEB)"),
@@ -74,14 +76,17 @@ def run_one(job: dict) -> dict:
     from aiida_hip.pipeline import Level, TSSearchSettings, ts_search
 
     torch.set_num_threads(1)
-    calculator, hessian = job["config"].split(":")
+    calculator, hessian, *recalc = job["config"].split(":")  # optional third part: Hessian every k TS steps
     r = Atoms(numbers=job["numbers"], positions=job["reactant"])
     p = Atoms(numbers=job["numbers"], positions=job["product"])
     t0 = time.perf_counter()
     row = {"reaction": job["name"], "config": job["config"], "n_atoms": len(r)}
     try:
         level = Level(calculator=calculator, hessian=hessian, checkpoint=job["checkpoint"])
-        res = ts_search(r, p, job["workdir"], level, TSSearchSettings(route=job["route"]))
+        settings = TSSearchSettings(route=job["route"])
+        if recalc:
+            settings = replace(settings, tsopt=replace(settings.tsopt, hessian_recalc=int(recalc[0])))
+        res = ts_search(r, p, job["workdir"], level, settings)
         d = res.to_dict()
         row |= {
             "status": d["status"],
