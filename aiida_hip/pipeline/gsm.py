@@ -126,7 +126,7 @@ def run_gsm(
                 False,
                 False,
                 opt.cur_cycle,
-                f"growing string failed: {exc}",
+                f"growing string failed: {type(exc).__name__} {exc}",
                 wall_time_s=time.perf_counter() - t0,
             )
         if not string.fully_grown:
@@ -210,7 +210,7 @@ def run_geodesic_neb(
                 False,
                 False,
                 0,
-                f"geodesic interpolation failed: {exc}",
+                f"geodesic interpolation failed: {type(exc).__name__} {exc}",
                 wall_time_s=time.perf_counter() - t0,
                 method="geodesic",
             )
@@ -235,7 +235,7 @@ def run_geodesic_neb(
                 False,
                 True,
                 opt.cur_cycle,
-                f"NEB failed: {exc}",
+                f"NEB failed: {type(exc).__name__} {exc}",
                 wall_time_s=time.perf_counter() - t0,
                 method="geodesic",
             )

@@ -76,7 +76,7 @@ def run_irc(
         try:
             irc.run()
         except Exception as exc:
-            return IRCResult(False, f"IRC stopped: {exc}", wall_time_s=time.perf_counter() - t0)
+            return IRCResult(False, f"IRC stopped: {type(exc).__name__} {exc}", wall_time_s=time.perf_counter() - t0)
         coords = np.asarray(irc.all_coords)
         trajectory = [to_atoms(geom.atoms, c) for c in coords]
         energies = (np.asarray(irc.all_energies, dtype=np.float64) * HARTREE_TO_EV).tolist()

@@ -90,7 +90,7 @@ def run_opt(atoms: Atoms, evaluator: Evaluator, settings: OptSettings, workdir: 
         try:
             opt.run()
         except Exception as exc:
-            message = f"RFO stopped: {exc}"
+            message = f"RFO stopped: {type(exc).__name__} {exc}"
         converged = bool(opt.is_converged)
         final = to_atoms(geom.atoms, geom.cart_coords)
         write(folder / "final.xyz", final)

@@ -73,7 +73,7 @@ def geodesic_guess(
                 False,
                 False,
                 0,
-                f"geodesic interpolation failed: {exc}",
+                f"geodesic interpolation failed: {type(exc).__name__} {exc}",
                 wall_time_s=time.perf_counter() - t0,
                 method="geodesic",
             )
@@ -136,7 +136,7 @@ def run_sella_tsopt(
         try:
             converged = bool(opt.run(fmax=_fmax(settings.convergence), steps=sella.max_steps))
         except Exception as exc:
-            message = f"Sella stopped: {exc}"
+            message = f"Sella stopped: {type(exc).__name__} {exc}"
         steps = int(opt.nsteps)
     write(folder / "ts.xyz", atoms)
     out = evaluator.gradient(atoms.numbers, atoms.positions)
@@ -190,7 +190,9 @@ def run_sella_irc(
                 for _ in irc.irun(fmax=0.05, steps=settings.max_cycles, direction=direction):
                     frames[direction].append(Atoms(numbers=atoms.numbers, positions=atoms.positions.copy()))
         except Exception as exc:
-            return IRCResult(False, f"Sella IRC stopped: {exc}", wall_time_s=time.perf_counter() - t0)
+            return IRCResult(
+                False, f"Sella IRC stopped: {type(exc).__name__} {exc}", wall_time_s=time.perf_counter() - t0
+            )
     trajectory = frames["forward"][::-1] + [ts.copy()] + frames["reverse"]
     write(folder / "irc.xyz", trajectory)
     energies = [evaluator.gradient(a.numbers, a.positions)["energy"] for a in (trajectory[0], trajectory[-1])]

@@ -129,7 +129,7 @@ def run_tsopt(
         try:
             opt.run()
         except Exception as exc:
-            message = f"RS-P-RFO stopped: {exc}"
+            message = f"RS-P-RFO stopped: {type(exc).__name__} {exc}"
         converged = bool(opt.is_converged)
         ts = to_atoms(geom.atoms, geom.cart_coords)
         write(folder / "ts.xyz", ts)
