@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.data.is_file():
             sys.exit(f"{args.data} not found: generate it (aiida-hip data generate) or use --sets xtb_rx")
         reactions += own_reactions(args.data)[: args.max_reactions]
-    configs = args.configs.split(",")
+    configs = args.configs.split(",") if reactions else []  # --sets none: only merge earlier results
     jobs = [
         {
             "name": name,
