@@ -17,10 +17,6 @@ from ase import Atoms
 from ..chem.units import ANGSTROM_TO_BOHR, BOHR_TO_ANGSTROM, EV_TO_HARTREE, HARTREE_TO_EV
 
 
-class StageError(RuntimeError):
-    """A stage could not run at all (as opposed to running and not converging)."""
-
-
 def quiet_pysisyphus() -> None:
     """Import pysisyphus once with its configuration banner silenced (it prints on import)."""
     if "pysisyphus.config" in sys.modules:
