@@ -63,6 +63,11 @@ def stage_folder(path: str | Path, quiet: bool = True) -> Iterator[Path]:
         log.close()
 
 
+def stopped(what: str, exc: Exception) -> str:
+    """Message for a stage that broke down: pysisyphus and Sella raise bare exceptions, often without text."""
+    return f"{what}: {type(exc).__name__} {exc}".rstrip()
+
+
 def to_geometry(atoms: Atoms, calculator=None, coord_type: str = "cart"):
     """ASE ``Atoms`` (A) -> pysisyphus ``Geometry`` (Bohr)."""
     from pysisyphus.Geometry import Geometry

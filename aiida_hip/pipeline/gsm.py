@@ -20,7 +20,7 @@ from ase.io import write
 from ..chem.geometry import kabsch_align
 from ..chem.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
 from .calculators import Evaluator, pysis_calculator
-from .common import quiet_pysisyphus, stage_folder, to_atoms, to_geometry
+from .common import quiet_pysisyphus, stage_folder, stopped, to_atoms, to_geometry
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,13 @@ class GSMResult:
         }
 
 
+def failed_path(message: str, t0: float, method: str = "gsm", fully_grown: bool = False, n_cycles: int = 0):
+    """A path stage that produced no TS guess."""
+    return GSMResult(
+        False, False, fully_grown, int(n_cycles), message, wall_time_s=time.perf_counter() - t0, method=method
+    )
+
+
 def path_curvature(energies: np.ndarray, coords: np.ndarray, index: int) -> float:
     """Second derivative of the energy along the path (arc length) at node ``index`` (3-point fit)."""
     i = min(max(index, 1), len(energies) - 2)
@@ -121,14 +128,7 @@ def run_gsm(
         try:
             opt.run()
         except Exception as exc:  # pysisyphus raises bare Exceptions on string breakdown
-            return GSMResult(
-                False,
-                False,
-                False,
-                opt.cur_cycle,
-                f"growing string failed: {type(exc).__name__} {exc}",
-                wall_time_s=time.perf_counter() - t0,
-            )
+            return failed_path(stopped("growing string failed", exc), t0, n_cycles=opt.cur_cycle)
         if not string.fully_grown:
             return GSMResult(
                 False,
@@ -204,16 +204,8 @@ def run_geodesic_neb(
     with stage_folder(workdir) as folder:
         try:
             images = geodesic_images(reactant, product, settings.max_nodes + 2, settings.seed)
-        except Exception as exc:
-            return GSMResult(
-                False,
-                False,
-                False,
-                0,
-                f"geodesic interpolation failed: {type(exc).__name__} {exc}",
-                wall_time_s=time.perf_counter() - t0,
-                method="geodesic",
-            )
+        except Exception as exc:  # the interpolator raises plain errors on odd inputs
+            return failed_path(stopped("geodesic interpolation failed", exc), t0, method="geodesic")
         write(folder / "geodesic_path.xyz", images)
         geoms = [to_geometry(im, pysis_calculator(evaluator)) for im in images]
         neb = NEB(geoms, climb=True, climb_rms=settings.climb_rms)
@@ -230,15 +222,7 @@ def run_geodesic_neb(
         try:
             opt.run()
         except Exception as exc:
-            return GSMResult(
-                False,
-                False,
-                True,
-                opt.cur_cycle,
-                f"NEB failed: {type(exc).__name__} {exc}",
-                wall_time_s=time.perf_counter() - t0,
-                method="geodesic",
-            )
+            return failed_path(stopped("NEB failed", exc), t0, "geodesic", fully_grown=True, n_cycles=opt.cur_cycle)
         return _guess_from_chain(neb, opt, folder, t0, "geodesic", settings)
 
 

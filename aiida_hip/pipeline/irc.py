@@ -12,7 +12,7 @@ from ase.io import write
 
 from ..chem.units import HARTREE_TO_EV
 from .calculators import Evaluator, pysis_calculator
-from .common import quiet_pysisyphus, stage_folder, to_atoms, to_geometry, write_hessian
+from .common import quiet_pysisyphus, stage_folder, stopped, to_atoms, to_geometry, write_hessian
 from .opt import OptResult, OptSettings, run_opt
 
 
@@ -76,7 +76,7 @@ def run_irc(
         try:
             irc.run()
         except Exception as exc:
-            return IRCResult(False, f"IRC stopped: {type(exc).__name__} {exc}", wall_time_s=time.perf_counter() - t0)
+            return IRCResult(False, stopped("IRC stopped", exc), wall_time_s=time.perf_counter() - t0)
         coords = np.asarray(irc.all_coords)
         trajectory = [to_atoms(geom.atoms, c) for c in coords]
         energies = (np.asarray(irc.all_energies, dtype=np.float64) * HARTREE_TO_EV).tolist()

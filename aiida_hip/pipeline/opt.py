@@ -18,6 +18,7 @@ from .common import (
     model_guess_hessian,
     quiet_pysisyphus,
     stage_folder,
+    stopped,
     to_atoms,
     to_geometry,
     write_hessian,
@@ -90,7 +91,7 @@ def run_opt(atoms: Atoms, evaluator: Evaluator, settings: OptSettings, workdir: 
         try:
             opt.run()
         except Exception as exc:
-            message = f"RFO stopped: {type(exc).__name__} {exc}"
+            message = stopped("RFO stopped", exc)
         converged = bool(opt.is_converged)
         final = to_atoms(geom.atoms, geom.cart_coords)
         write(folder / "final.xyz", final)

@@ -7,11 +7,8 @@ NewtonNet recipe); with ``hessian='none'`` Sella's own iterative (gradient-only)
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,32 +18,19 @@ from ase.io import write
 
 from ..chem.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
 from .calculators import Evaluator, ase_calculator, project_rigid, rigid_basis
+from .common import stage_folder, stopped
 from .convergence import get_convergence
-from .gsm import GSMResult, GSMSettings, geodesic_images
+from .gsm import GSMResult, GSMSettings, failed_path, geodesic_images
 from .irc import IRCResult, IRCSettings
 from .opt import run_opt
 from .tsopt import TSOptResult, TSOptSettings
 
 
-@contextlib.contextmanager
 def _quiet(folder: Path):
-    """Sella imports jax (kept on one CPU thread) and logs; all of it goes to the stage log."""
+    """The stage folder, with jax (imported by Sella) kept on one CPU thread."""
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-    folder.mkdir(parents=True, exist_ok=True)
-    with (
-        open(folder / "stage.log", "a") as log,
-        contextlib.redirect_stdout(log),
-        contextlib.redirect_stderr(log),
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore")
-        previous = logging.root.manager.disable
-        logging.disable(logging.INFO)
-        try:
-            yield folder
-        finally:
-            logging.disable(previous)
+    return stage_folder(folder)
 
 
 @dataclass(frozen=True)
@@ -54,8 +38,6 @@ class SellaSettings:
     """Sella TS search: at most ``max_steps`` steps to the preset's max force (as eV/A)."""
 
     max_steps: int = 200
-    images: int = 15
-    seed: int = 0
 
 
 def geodesic_guess(
@@ -63,20 +45,12 @@ def geodesic_guess(
 ) -> GSMResult:
     """Highest-energy image of a geodesic interpolation (no path relaxation): Sella copes with it."""
     t0 = time.perf_counter()
-    folder = Path(workdir)
+    folder = Path(workdir).resolve()  # the stage chdirs into it
     with _quiet(folder):
         try:
             images = geodesic_images(reactant, product, max(settings.max_nodes + 2, 11), settings.seed)
-        except Exception as exc:
-            return GSMResult(
-                False,
-                False,
-                False,
-                0,
-                f"geodesic interpolation failed: {type(exc).__name__} {exc}",
-                wall_time_s=time.perf_counter() - t0,
-                method="geodesic",
-            )
+        except Exception as exc:  # the interpolator raises plain errors on odd inputs
+            return failed_path(stopped("geodesic interpolation failed", exc), t0, method="geodesic")
     energies = np.array([evaluator.gradient(im.numbers, im.positions)["energy"] for im in images])
     write(folder / "path.xyz", images)
     result = GSMResult(
@@ -115,7 +89,7 @@ def run_sella_tsopt(
     """Sella saddle search (order 1, internal coordinates) with the level's Hessians."""
     t0 = time.perf_counter()
     hessians_before = evaluator.counters.hessians
-    folder = Path(workdir)
+    folder = Path(workdir).resolve()  # the stage chdirs into it
     atoms = guess.copy()
     atoms.calc = ase_calculator(evaluator)
     kwargs = {}
@@ -136,7 +110,7 @@ def run_sella_tsopt(
         try:
             converged = bool(opt.run(fmax=_fmax(settings.convergence), steps=sella.max_steps))
         except Exception as exc:
-            message = f"Sella stopped: {type(exc).__name__} {exc}"
+            message = stopped("Sella stopped", exc)
         steps = int(opt.nsteps)
     write(folder / "ts.xyz", atoms)
     out = evaluator.gradient(atoms.numbers, atoms.positions)
@@ -161,7 +135,7 @@ def run_sella_irc(
     its convergence test; the shift removes them without touching the vibrations.
     """
     t0 = time.perf_counter()
-    folder = Path(workdir)
+    folder = Path(workdir).resolve()  # the stage chdirs into it
 
     def shifted(h: np.ndarray, positions: np.ndarray) -> np.ndarray:
         basis = rigid_basis(positions)
@@ -190,9 +164,7 @@ def run_sella_irc(
                 for _ in irc.irun(fmax=0.05, steps=settings.max_cycles, direction=direction):
                     frames[direction].append(Atoms(numbers=atoms.numbers, positions=atoms.positions.copy()))
         except Exception as exc:
-            return IRCResult(
-                False, f"Sella IRC stopped: {type(exc).__name__} {exc}", wall_time_s=time.perf_counter() - t0
-            )
+            return IRCResult(False, stopped("Sella IRC stopped", exc), wall_time_s=time.perf_counter() - t0)
     trajectory = frames["forward"][::-1] + [ts.copy()] + frames["reverse"]
     write(folder / "irc.xyz", trajectory)
     energies = [evaluator.gradient(a.numbers, a.positions)["energy"] for a in (trajectory[0], trajectory[-1])]

@@ -17,6 +17,7 @@ from .common import (
     energy_ev,
     forces_ev,
     stage_folder,
+    stopped,
     to_atoms,
     to_geometry,
     ts_guess_hessian,
@@ -129,7 +130,7 @@ def run_tsopt(
         try:
             opt.run()
         except Exception as exc:
-            message = f"RS-P-RFO stopped: {type(exc).__name__} {exc}"
+            message = stopped("RS-P-RFO stopped", exc)
         converged = bool(opt.is_converged)
         ts = to_atoms(geom.atoms, geom.cart_coords)
         write(folder / "ts.xyz", ts)

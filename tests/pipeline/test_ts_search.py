@@ -129,3 +129,14 @@ def test_auto_falls_back_to_sella_when_the_first_route_fails(tmp_path, monkeypat
 def test_invalid_route_is_a_clear_error():
     with pytest.raises(ValueError, match="route must be"):
         TSSearchSettings(route="dimer")
+
+
+def test_relative_output_folder_stays_where_asked(tmp_path, monkeypatch):
+    """Stages chdir into their folders: a relative --out must not nest inside them."""
+    monkeypatch.chdir(tmp_path)
+    folder = REACTIONS / "hcn_hnc"
+    r, p = read_reaction(folder / "reactant.xyz", folder / "product.xyz")
+    result = ts_search(r, p, "out", Level(calculator="xtb", hessian="reference"), TSSearchSettings(route="sella"))
+    assert result.status == "success"
+    assert (tmp_path / "out" / "03_tsopt_sella" / "sella.log").is_file()
+    assert (tmp_path / "out" / "result.json").is_file()
