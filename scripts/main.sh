@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The main job (until the AiiDA layer lands): the model demo, then a HIP-driven TS search on a
-# bundled reaction (CH3NC -> CH3CN) written to runs/main/. Set-up runs first and is idempotent.
+# The main job: TS searches with HIP Hessians for the five bundled reactions, as one AiiDA batch
+# (`verdi run examples/ts_batch.py`) on the embedded profile `aiida-hip` (SQLite storage, no
+# external services), then the same reactions listed from the database. Set-up runs first; every
+# step is idempotent (an existing profile, computer and code are reused).
+# Extra arguments go to the example, e.g. `bash scripts/main.sh --calculator xtb --protocol fast`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 source "$root/scripts/env.sh"
 cd "$root"
-.venv/bin/aiida-hip demo
-reaction="aiida_hip/reactions/ch3nc_ch3cn"
-# Exit status 1 = the search ran and reports the stage that failed (result.json); anything else is an error.
-status=0
-.venv/bin/aiida-hip ts-search "$reaction/reactant.xyz" "$reaction/product.xyz" --out runs/main/ch3nc_ch3cn || status=$?
-[ "$status" -le 1 ] || exit "$status"
+.venv/bin/aiida-hip setup --profile aiida-hip
+.venv/bin/verdi -p aiida-hip run examples/ts_batch.py -- "$@"
+.venv/bin/aiida-hip reactions list -p aiida-hip --group aiida-hip/examples

@@ -22,6 +22,11 @@ torch.set_num_threads(1)
 
 from aiida_hip.hip import HIPConfig, build_model  # noqa: E402
 
+# A temporary SQLite AiiDA profile (no broker) for the whole session, created by aiida-core's fixtures.
+pytest_plugins = ["aiida.tools.pytest_fixtures"]
+
+REACTIONS = _ROOT / "aiida_hip" / "reactions"
+
 SMALL = HIPConfig(channels=8, num_layers=2, hessian_channels=4, radial_hidden=16)
 
 
@@ -48,3 +53,39 @@ def glycine_like():
 @pytest.fixture
 def rng():
     return np.random.default_rng(7)
+
+
+def worker_path() -> Path:
+    import shutil
+    import sys
+
+    worker = Path(sys.executable).with_name("aiida-hip-worker")
+    worker = worker if worker.is_file() else Path(shutil.which("aiida-hip-worker") or "")
+    assert worker.is_file(), "aiida-hip-worker is not installed (pip install -e .)"
+    return worker
+
+
+@pytest.fixture
+def hip_code(aiida_code_installed):
+    """The real ``aiida-hip-worker`` of this environment as an AiiDA code on localhost."""
+    return aiida_code_installed(
+        label="hip-worker", default_calc_job_plugin="hip.opt", filepath_executable=str(worker_path())
+    )
+
+
+@pytest.fixture
+def structure_of():
+    """ASE-readable file or Atoms -> a molecule ``StructureData`` (pbc all False)."""
+    from aiida import orm
+    from ase.io import read
+
+    def make(source):
+        atoms = read(source) if isinstance(source, str | Path) else source
+        atoms = atoms.copy()
+        atoms.pbc = False
+        structure = orm.StructureData(pbc=(False, False, False))
+        for atom in atoms:
+            structure.append_atom(position=tuple(atom.position), symbols=atom.symbol)
+        return structure
+
+    return make

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .data import data, evaluate, train
+from .database import reactions, setup_cmd, submit_cmd
 from .demo import demo
 from .pipeline import freq_cmd, optimize_cmd, ts_search_cmd
 
@@ -22,3 +23,6 @@ main.add_command(evaluate)
 main.add_command(ts_search_cmd)
 main.add_command(optimize_cmd)
 main.add_command(freq_cmd)
+main.add_command(setup_cmd)
+main.add_command(submit_cmd)
+main.add_command(reactions)

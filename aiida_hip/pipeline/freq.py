@@ -31,6 +31,8 @@ class FreqResult:
     hessian_source: str
     imaginary_threshold_cm1: float
     wall_time_s: float = 0.0
+    #: (3N - d, N, 3) normalised Cartesian normal modes, ordered as ``frequencies_cm1``.
+    modes: np.ndarray | None = None
 
     def summary(self) -> dict:
         return {
@@ -86,6 +88,7 @@ def run_freq(
         hessian_source=mode,
         imaginary_threshold_cm1=imaginary_threshold,
         wall_time_s=time.perf_counter() - t0,
+        modes=vib.modes,
     )
     if workdir is not None:
         folder = Path(workdir)

@@ -1,0 +1,26 @@
+"""L5: AiiDA CalcJobs that stage inputs and run ``aiida-hip-worker`` (entry points ``hip.*``)."""
+
+from .base import HipStageCalculation, structure_from_dict, structure_to_dict, validate_molecule
+from .stages import (
+    HipDFTCalculation,
+    HipFreqCalculation,
+    HipIRCCalculation,
+    HipOptCalculation,
+    HipPathCalculation,
+    HipTSOptCalculation,
+    validate_pair,
+)
+
+__all__ = [
+    "HipDFTCalculation",
+    "HipFreqCalculation",
+    "HipIRCCalculation",
+    "HipOptCalculation",
+    "HipPathCalculation",
+    "HipStageCalculation",
+    "HipTSOptCalculation",
+    "structure_from_dict",
+    "structure_to_dict",
+    "validate_molecule",
+    "validate_pair",
+]

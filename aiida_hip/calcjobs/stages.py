@@ -1,0 +1,160 @@
+"""The HIP stage CalcJobs: ``hip.opt``, ``hip.gsm``, ``hip.tsopt``, ``hip.freq``, ``hip.irc``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from aiida import orm
+
+from .base import HipStageCalculation
+
+
+def _hessian_output(spec) -> None:
+    spec.output(
+        "hessian",
+        valid_type=orm.ArrayData,
+        required=False,
+        help="Arrays 'hessian' (3N x 3N, eV/A^2), 'frequencies' (cm^-1, imaginary negative), 'modes' (normalised).",
+    )
+
+
+class HipPathCalculation(HipStageCalculation):
+    """Growing string / geodesic CI-NEB (route pysisyphus) or geodesic guess (route sella): the TS guess."""
+
+    _stage = "path"
+    _structure_ports: ClassVar[dict[str, str]] = {"reactant": "reactant", "product": "product"}
+    _required_structures = ("reactant", "product")
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.inputs.validator = cls.validate_reaction
+        spec.output("ts_guess", valid_type=orm.StructureData, required=False, help="Highest-energy point of the path.")
+        spec.output(
+            "tangent",
+            valid_type=orm.ArrayData,
+            required=False,
+            help="Array 'tangent' (N x 3, unit) of the path at the guess; attribute 'curvature' (eV/A^2).",
+        )
+        spec.output("path", valid_type=orm.TrajectoryData, required=False, help="The path's images (energies in eV).")
+
+    @classmethod
+    def validate_reaction(cls, value, ctx) -> str | None:
+        error = super().validate_inputs(value, ctx)
+        if error:
+            return error
+        return validate_pair(value.get("reactant"), value.get("product"))
+
+
+def validate_pair(reactant: orm.StructureData | None, product: orm.StructureData | None) -> str | None:
+    """Reactant and product: same elements in the same atom order (atom-mapped geometries)."""
+    if reactant is None or product is None:
+        return None
+    r = [reactant.get_kind(s.kind_name).symbol for s in reactant.sites]
+    p = [product.get_kind(s.kind_name).symbol for s in product.sites]
+    if len(r) != len(p):
+        return f"reactant has {len(r)} atoms but product has {len(p)}: they must hold the same atoms"
+    if r != p:
+        first = next(i for i, (a, b) in enumerate(zip(r, p, strict=True)) if a != b)
+        return (
+            "reactant and product must list the same elements in the same atom order "
+            f"(atom {first}: {r[first]} vs {p[first]})"
+        )
+    return None
+
+
+class HipTSOptCalculation(HipStageCalculation):
+    """RS-P-RFO (or Sella) TS optimisation from a guess, then frequencies (exactly one imaginary mode)."""
+
+    _stage = "tsopt"
+    _structure_ports: ClassVar[dict[str, str]] = {"ts_guess": "ts_guess"}
+    _required_structures = ("ts_guess",)
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input(
+            "tangent",
+            valid_type=orm.ArrayData,
+            required=False,
+            help="Path tangent at the guess (array 'tangent', N x 3); RS-P-RFO follows the mode closest to it.",
+        )
+        spec.output("ts", valid_type=orm.StructureData, required=False, help="The last (converged) TS geometry.")
+        _hessian_output(spec)
+
+    def reaction_entry(self) -> dict:
+        entry = super().reaction_entry()
+        if "tangent" in self.inputs:
+            tangent = self.inputs.tangent
+            entry["arrays"] = {"tangent": tangent.get_array("tangent")}
+            curvature = tangent.base.attributes.get("curvature", None)
+            if curvature is not None:
+                entry["parameters"] = {"curvature": curvature}
+        return entry
+
+
+class HipStructureCalculation(HipStageCalculation):
+    """A stage on one fixed geometry that reports its Hessian, frequencies and modes."""
+
+    _structure_ports: ClassVar[dict[str, str]] = {"structure": "structure"}
+    _required_structures = ("structure",)
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        _hessian_output(spec)
+
+
+class HipOptCalculation(HipStructureCalculation):
+    """RFO minimisation with HIP (or xTB) Hessians, then frequencies at the minimum."""
+
+    _stage = "opt"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.output("structure", valid_type=orm.StructureData, required=False, help="The last (optimised) geometry.")
+
+
+class HipFreqCalculation(HipStructureCalculation):
+    """Eckart-projected frequencies of one geometry (setting ``expected``: ts or minimum)."""
+
+    _stage = "freq"
+
+
+class HipIRCCalculation(HipStageCalculation):
+    """IRC both ways from a TS (from its Hessian), ends minimised and compared with reactant and product."""
+
+    _stage = "irc"
+    _structure_ports: ClassVar[dict[str, str]] = {"ts": "ts", "reactant": "reactant", "product": "product"}
+    _required_structures = ("ts",)
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input(
+            "hessian",
+            valid_type=orm.ArrayData,
+            required=False,
+            help="The TS Hessian (array 'hessian', eV/A^2) to start from instead of computing a new one.",
+        )
+        spec.output("forward_end", valid_type=orm.StructureData, required=False)
+        spec.output("backward_end", valid_type=orm.StructureData, required=False)
+        spec.output("irc", valid_type=orm.TrajectoryData, required=False, help="The IRC, backward end to forward end.")
+
+    def reaction_entry(self) -> dict:
+        entry = super().reaction_entry()
+        if "hessian" in self.inputs:
+            entry["arrays"] = {"hessian": self.inputs.hessian.get_array("hessian")}
+        return entry
+
+
+class HipDFTCalculation(HipStructureCalculation):
+    """DFT (PySCF) verification of a TS or minimum: analytic Hessian, imaginary-mode count, RMS force.
+
+    Settings: ``functional`` (default b3lyp), ``basis`` (6-31g*), ``expected`` (ts|minimum),
+    ``force_rms_max`` (Hartree/Bohr, default 2e-3 as in the seed). Parameters give charge and
+    multiplicity; the HIP model is not used.
+    """
+
+    _stage = "dft"

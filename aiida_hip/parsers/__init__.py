@@ -1,0 +1,121 @@
+"""L5 parsers: ``results.json`` + ``arrays.npz`` of ``aiida-hip-worker`` -> output nodes and exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+from aiida import orm
+from aiida.parsers import Parser
+
+from ..calcjobs.base import structure_from_dict
+
+#: worker outcome -> CalcJob exit code label
+OUTCOME_EXIT_CODES = {
+    "invalid_input": "ERROR_INVALID_WORKER_INPUT",
+    "error": "ERROR_WORKER_CRASHED",
+    "path_failed": "ERROR_PATH_FAILED",
+    "not_converged": "ERROR_NOT_CONVERGED",
+    "irc_incomplete": "ERROR_IRC_INCOMPLETE",
+    "wrong_imaginary_count": "ERROR_WRONG_IMAGINARY_COUNT",
+    "irc_unintended": "ERROR_IRC_UNINTENDED",
+    "irc_failed": "ERROR_IRC_SAME_ENDS",
+    "not_stationary": "ERROR_NOT_STATIONARY",
+}
+
+
+def trajectory_from_frames(frames: list[dict], energies: np.ndarray | None = None) -> orm.TrajectoryData:
+    symbols = frames[0]["symbols"]
+    positions = np.array([frame["positions"] for frame in frames], dtype=float)
+    trajectory = orm.TrajectoryData()
+    trajectory.set_trajectory(symbols, positions)
+    if energies is not None and len(energies) == len(frames):
+        trajectory.set_array("energies", np.asarray(energies, dtype=float))
+        trajectory.base.attributes.set("energies_units", "eV")
+    trajectory.base.attributes.set("positions_units", "angstrom")
+    return trajectory
+
+
+class HipStageParser(Parser):
+    """Parses any HIP stage: structures, Hessian/frequencies/modes, tangent, trajectories, parameters."""
+
+    def parse(self, **kwargs):
+        try:
+            retrieved = self.retrieved
+        except Exception:
+            return self.exit_codes.ERROR_OUTPUT_MISSING
+        names = retrieved.base.repository.list_object_names()
+        if "results.json" not in names:
+            return self.exit_codes.ERROR_OUTPUT_MISSING
+        try:
+            results = json.loads(retrieved.base.repository.get_object_content("results.json"))
+            arrays = {}
+            if "arrays.npz" in names:
+                content = retrieved.base.repository.get_object_content("arrays.npz", mode="rb")
+                with np.load(io.BytesIO(content), allow_pickle=False) as data:
+                    arrays = {key: data[key] for key in data.files}
+            if not isinstance(results, dict):
+                raise TypeError(f"results.json holds a {type(results).__name__}, not an object")
+            error = results.get("error")
+            entry = None if error else results["reactions"][0]
+        except (ValueError, KeyError, IndexError, TypeError, OSError) as exc:
+            return self.exit_codes.ERROR_OUTPUT_CORRUPT.format(error=f"{type(exc).__name__}: {exc}")
+        if error:
+            label = "ERROR_INVALID_WORKER_INPUT" if error.get("type") == "invalid_input" else "ERROR_WORKER_CRASHED"
+            self.out("output_parameters", orm.Dict({"outcome": error.get("type"), "message": error.get("message")}))
+            return getattr(self.exit_codes, label).format(error=error.get("message", ""))
+
+        ports = self.node.process_class.spec().outputs
+        for role, structure in (entry.get("structures") or {}).items():
+            if role in ports:
+                self.out(role, structure_from_dict(structure))
+        keys = entry.get("arrays") or {}
+        summary = entry.get("summary") or {}
+        if "hessian" in keys and "hessian" in ports:
+            node = orm.ArrayData()
+            for name in ("hessian", "frequencies", "modes"):
+                if name in keys:
+                    node.set_array(name, arrays[keys[name]])
+            node.base.attributes.set_many(
+                {"hessian_units": "eV/angstrom^2", "frequencies_units": "cm^-1", "modes_units": "normalised cartesian"}
+            )
+            freq = summary.get("freq") or summary  # the dft stage reports at the top level
+            node.base.attributes.set("n_imaginary", freq.get("n_imaginary"))
+            node.base.attributes.set("hessian_source", freq.get("hessian_source") or summary.get("method"))
+            self.out("hessian", node)
+        if "tangent" in keys and "tangent" in ports:
+            node = orm.ArrayData()
+            node.set_array("tangent", arrays[keys["tangent"]])
+            node.base.attributes.set("curvature", summary.get("curvature"))
+            node.base.attributes.set("curvature_units", "eV/angstrom^2")
+            self.out("tangent", node)
+        for name, frames in (entry.get("trajectories") or {}).items():
+            if name in ports and frames:
+                energies = arrays.get(keys.get("path_energies", "")) if name == "path" else None
+                self.out(name, trajectory_from_frames(frames, energies))
+
+        parameters = {
+            "stage": results.get("stage"),
+            "outcome": entry["outcome"],
+            "message": entry.get("message", ""),
+            "n_hessian_evaluations": entry.get("n_hessian_evaluations"),
+            "n_gradient_evaluations": entry.get("n_gradient_evaluations"),
+            "wall_time_s": entry.get("wall_time_s"),
+            "worker_wall_time_s": results.get("wall_time_s"),
+            "level": results.get("level"),
+            "model": results.get("model"),
+            **summary,
+        }
+        self.out("output_parameters", orm.Dict(json.loads(json.dumps(parameters, default=_plain))))
+
+        label = OUTCOME_EXIT_CODES.get(entry["outcome"])
+        if label is not None:
+            return getattr(self.exit_codes, label).format(error=entry.get("message", ""))
+        return None
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

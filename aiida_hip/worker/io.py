@@ -1,0 +1,180 @@
+"""The worker's file formats: one input JSON in, ``results.json`` + ``arrays.npz`` (+ ``.xyz``) out.
+
+Plain JSON and NumPy only, so that a CalcJob can write the input and a parser can read the output
+without importing torch or pysisyphus. Units: eV, Angstrom, eV/A^2, cm^-1.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA = "aiida-hip-worker/1"
+RESULTS_FILE = "results.json"
+ARRAYS_FILE = "arrays.npz"
+STAGES = ("opt", "path", "tsopt", "freq", "irc", "ts_search", "dft")
+
+#: Per-reaction outcomes the parsers map onto exit codes. ``ok`` means the stage did what it should.
+OUTCOMES = (
+    "ok",
+    "invalid_input",
+    "path_failed",
+    "not_converged",
+    "irc_incomplete",
+    "wrong_imaginary_count",
+    "irc_unintended",
+    "irc_failed",
+    "not_stationary",
+    "error",
+)
+
+#: Worker exit statuses: 0 every reaction has a result (whatever its outcome); 2 the input file is
+#: unusable (nothing ran); 3 an unexpected error (the traceback is in ``results.json``).
+EXIT_OK, EXIT_INVALID_INPUT, EXIT_INTERNAL_ERROR = 0, 2, 3
+
+
+class WorkerInputError(ValueError):
+    """The input JSON (or one reaction in it) cannot be run; the message says what to fix."""
+
+
+def structure_to_dict(symbols: list[str], positions: np.ndarray) -> dict:
+    return {"symbols": list(symbols), "positions": np.asarray(positions, dtype=float).round(10).tolist()}
+
+
+def atoms_to_dict(atoms) -> dict:
+    return structure_to_dict(atoms.get_chemical_symbols(), atoms.positions)
+
+
+def dict_to_atoms(data: dict, role: str):
+    """A structure entry -> ASE ``Atoms`` (no cell, no periodicity), with errors that name ``role``."""
+    from ase import Atoms
+
+    try:
+        symbols, positions = data["symbols"], np.asarray(data["positions"], dtype=float)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WorkerInputError(f"structure {role!r} needs 'symbols' and numeric 'positions' ({exc})") from exc
+    if positions.shape != (len(symbols), 3):
+        raise WorkerInputError(f"structure {role!r}: {len(symbols)} symbols but positions of shape {positions.shape}")
+    if not np.all(np.isfinite(positions)):
+        raise WorkerInputError(f"structure {role!r} has non-finite coordinates")
+    try:
+        return Atoms(symbols=symbols, positions=positions)
+    except (KeyError, ValueError) as exc:
+        raise WorkerInputError(f"structure {role!r} has an unknown element: {exc}") from exc
+
+
+@dataclass
+class ReactionInput:
+    """One reaction (or one molecule) for one stage: named structures and named arrays."""
+
+    name: str
+    structures: dict[str, dict]
+    arrays: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def atoms(self, role: str, required: bool = True):
+        if role not in self.structures:
+            if required:
+                raise WorkerInputError(f"reaction {self.name!r}: stage needs a {role!r} structure")
+            return None
+        return dict_to_atoms(self.structures[role], f"{self.name}/{role}")
+
+    def array(self, key: str, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
+        if key not in self.arrays or self.arrays[key] is None:
+            return None
+        value = np.asarray(self.arrays[key], dtype=float)
+        if shape is not None and value.shape != shape:
+            raise WorkerInputError(f"reaction {self.name!r}: array {key!r} must have shape {shape}, got {value.shape}")
+        return value
+
+
+@dataclass
+class WorkerInput:
+    stage: str
+    level: dict
+    settings: dict
+    reactions: list[ReactionInput]
+    checkpoint: dict | None = None
+    threads: int | None = None
+
+
+def read_input(path: str | Path) -> WorkerInput:
+    """Parse and check the input JSON; every problem is a :class:`WorkerInputError`."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise WorkerInputError(f"input file not found: {path}") from exc
+    except json.JSONDecodeError as exc:
+        raise WorkerInputError(f"input file {path} is not JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise WorkerInputError(f"input file {path} is not an {SCHEMA} input (missing or wrong 'schema')")
+    stage = data.get("stage")
+    if stage not in STAGES:
+        raise WorkerInputError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    reactions = data.get("reactions")
+    if not isinstance(reactions, list) or not reactions:
+        raise WorkerInputError("'reactions' must be a non-empty list")
+    parsed, names = [], set()
+    for i, entry in enumerate(reactions):
+        if not isinstance(entry, dict) or not isinstance(entry.get("structures"), dict):
+            raise WorkerInputError(f"reaction #{i} needs a 'structures' mapping")
+        name = str(entry.get("name", f"reaction_{i}"))
+        if name in names:
+            raise WorkerInputError(f"reaction name {name!r} appears twice")
+        names.add(name)
+        parsed.append(
+            ReactionInput(name, entry["structures"], entry.get("arrays") or {}, entry.get("parameters") or {})
+        )
+    checkpoint = data.get("checkpoint")
+    if checkpoint is not None and not (isinstance(checkpoint, dict) and "file" in checkpoint):
+        raise WorkerInputError("'checkpoint' must be null or {'file': ..., 'sha256': ...}")
+    return WorkerInput(
+        stage=stage,
+        level=dict(data.get("level") or {}),
+        settings=dict(data.get("settings") or {}),
+        reactions=parsed,
+        checkpoint=checkpoint,
+        threads=data.get("threads"),
+    )
+
+
+def write_input(
+    path: str | Path,
+    stage: str,
+    reactions: list[dict],
+    level: dict | None = None,
+    settings: dict | None = None,
+    checkpoint: dict | None = None,
+    threads: int | None = 1,
+) -> Path:
+    """Write a worker input file (what a CalcJob does in ``prepare_for_submission``)."""
+    if stage not in STAGES:
+        raise WorkerInputError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    payload = {
+        "schema": SCHEMA,
+        "stage": stage,
+        "level": level or {},
+        "settings": settings or {},
+        "checkpoint": checkpoint,
+        "threads": threads,
+        "reactions": reactions,
+    }
+    path = Path(path)
+    path.write_text(json.dumps(payload, indent=1))
+    return path
+
+
+def read_results(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """``results.json`` and the arrays of a finished worker run (arrays keyed ``reaction/name``)."""
+    folder = Path(folder)
+    results = json.loads((folder / RESULTS_FILE).read_text())
+    arrays: dict[str, np.ndarray] = {}
+    if (folder / ARRAYS_FILE).is_file():
+        with np.load(folder / ARRAYS_FILE, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    return results, arrays

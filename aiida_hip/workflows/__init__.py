@@ -1,0 +1,8 @@
+"""L6: AiiDA WorkChains: ``hip.base`` (restartable TS optimisation), ``hip.ts_search`` (one reaction),
+``hip.reaction_batch`` (many reactions, throttled, with a summary)."""
+
+from .base import HipTSOptBaseWorkChain
+from .reaction_batch import ReactionBatchWorkChain
+from .ts_search import TransitionStateWorkChain
+
+__all__ = ["HipTSOptBaseWorkChain", "ReactionBatchWorkChain", "TransitionStateWorkChain"]

@@ -1,0 +1,429 @@
+"""``hip.ts_search``: one reaction, endpoints -> path -> TS optimisation (+ freq) -> IRC + endpoint check.
+
+Every stage is its own CalcJob (the TS optimisation inside ``hip.base``, which restarts it). With
+``route='auto'`` a failed pysisyphus attempt (no path, no TS, wrong imaginary count, IRC not the
+intended reaction) is followed by a Sella attempt, whose CalcJobs appear in provenance beside the
+first ones. Outputs are attached whatever the outcome, so nothing computed is lost; the exit code
+says where the search stopped.
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import ToContext, WorkChain, calcfunction, if_, while_
+
+from ..calcjobs import (
+    HipDFTCalculation,
+    HipIRCCalculation,
+    HipOptCalculation,
+    HipPathCalculation,
+    validate_molecule,
+    validate_pair,
+)
+from ..data import HipModelData
+from .base import HipTSOptBaseWorkChain
+from .protocols import available_protocols, get_protocol_inputs
+
+ROUTES = {"pysisyphus": ["pysisyphus"], "sella": ["sella"], "auto": ["pysisyphus", "sella"]}
+#: status -> exit code label of this work chain (``success`` = 0)
+STATUS_EXIT_CODES = {
+    "invalid_input": "ERROR_INVALID_INPUT",
+    "gsm_failed": "ERROR_PATH_FAILED",
+    "tsopt_not_converged": "ERROR_TS_NOT_CONVERGED",
+    "irc_failed": "ERROR_IRC_FAILED",
+    "irc_unintended": "ERROR_IRC_UNINTENDED",
+    "wrong_imaginary_count": "ERROR_WRONG_IMAGINARY_COUNT",
+}
+
+
+def validate_route(value: orm.Str, _) -> str | None:
+    if value is not None and value.value not in ROUTES:
+        return f"route must be one of {sorted(ROUTES)}, got {value.value!r}"
+    return None
+
+
+@calcfunction
+def summarize_ts_search(**kwargs) -> orm.Dict:
+    """The reaction's result from the stages' parameters: status, barriers, imaginary mode, IRC verdict."""
+    get = {key: node.get_dict() if isinstance(node, orm.Dict) else node.value for key, node in kwargs.items()}
+    tsopt = get.get("tsopt_parameters") or {}
+    irc = get.get("irc_parameters") or {}
+    freq = tsopt.get("freq") or {}
+    e_ts = tsopt.get("energy_ev")
+    summary = {
+        "status": get["status"],
+        "message": get.get("message", ""),
+        "route": get.get("route"),
+        "attempts": get.get("attempts", []),
+        "ts_found": get["status"] in ("success", "irc_failed", "irc_unintended"),
+        "n_imaginary": freq.get("n_imaginary"),
+        "imaginary_frequency_cm1": freq.get("imaginary_frequency_cm1"),
+        "ts_energy_ev": e_ts,
+        "irc_intended": (irc.get("endpoints") or {}).get("verdict") == "intended",
+        "irc_verdict": (irc.get("endpoints") or {}).get("verdict"),
+        "n_tsopt_steps": (tsopt.get("tsopt") or {}).get("n_cycles"),
+        "model": tsopt.get("model"),
+        "dft": {k: v for k, v in (get.get("dft_parameters") or {}).items() if k not in ("level", "model")} or None,
+        "dft_verified": (get.get("dft_parameters") or {}).get("verified"),
+        "level": tsopt.get("level"),
+    }
+    for role, key in (("reactant", "barrier_forward_ev"), ("product", "barrier_reverse_ev")):
+        end = get.get(f"{role}_parameters") or {}
+        e_end = end.get("energy_ev") if end.get("same_molecule", True) else None
+        summary[f"{role}_energy_ev"] = e_end
+        summary[key] = e_ts - e_end if (e_ts is not None and e_end is not None) else None
+    return orm.Dict(summary)
+
+
+class TransitionStateWorkChain(WorkChain):
+    """Find and verify the transition state of reactant -> product (atoms in the same order)."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("reactant", valid_type=orm.StructureData, validator=validate_molecule)
+        spec.input("product", valid_type=orm.StructureData, validator=validate_molecule)
+        spec.input(
+            "route",
+            valid_type=orm.Str,
+            default=lambda: orm.Str("auto"),
+            validator=validate_route,
+            help="pysisyphus (GSM -> RS-P-RFO -> EulerPC), sella (geodesic -> Sella -> Sella IRC) or auto (both).",
+        )
+        spec.input("optimize_endpoints", valid_type=orm.Bool, default=lambda: orm.Bool(True))
+        spec.input("run_irc", valid_type=orm.Bool, default=lambda: orm.Bool(True))
+        spec.expose_inputs(
+            HipOptCalculation,
+            namespace="opt",
+            exclude=("structure",),
+            namespace_options={"required": False, "populate_defaults": False, "help": "Endpoint minimisations."},
+        )
+        spec.expose_inputs(HipPathCalculation, namespace="path", exclude=("reactant", "product"))
+        spec.expose_inputs(HipTSOptBaseWorkChain, namespace="tsopt", exclude=("tsopt.ts_guess", "tsopt.tangent"))
+        spec.expose_inputs(
+            HipIRCCalculation,
+            namespace="irc",
+            exclude=("ts", "hessian", "reactant", "product"),
+            namespace_options={"required": False, "populate_defaults": False},
+        )
+        spec.input(
+            "run_dft",
+            valid_type=orm.Bool,
+            default=lambda: orm.Bool(False),
+            help="Verify a found TS with DFT (PySCF analytic Hessian): one imaginary mode, RMS force < 2e-3 Ha/Bohr.",
+        )
+        spec.expose_inputs(
+            HipDFTCalculation,
+            namespace="dft",
+            exclude=("structure",),
+            namespace_options={"required": False, "populate_defaults": False},
+        )
+        spec.inputs.validator = cls.validate_inputs
+        spec.outline(
+            cls.setup,
+            if_(cls.should_optimize_endpoints)(cls.run_endpoints, cls.inspect_endpoints),
+            while_(cls.next_route)(
+                cls.run_path,
+                cls.inspect_path,
+                if_(cls.route_alive)(cls.run_tsopt, cls.inspect_tsopt),
+                if_(cls.should_run_irc)(cls.run_irc, cls.inspect_irc),
+            ),
+            if_(cls.should_run_dft)(cls.run_dft, cls.inspect_dft),
+            cls.results,
+        )
+        spec.output(
+            "output_parameters", valid_type=orm.Dict, help="Status, barriers, imaginary frequency, IRC verdict."
+        )
+        spec.output("ts", valid_type=orm.StructureData, required=False)
+        spec.output("ts_hessian", valid_type=orm.ArrayData, required=False)
+        spec.output("reactant", valid_type=orm.StructureData, required=False, help="Reactant as the search used it.")
+        spec.output("product", valid_type=orm.StructureData, required=False, help="Product as the search used it.")
+        spec.output("path", valid_type=orm.TrajectoryData, required=False)
+        spec.output("irc", valid_type=orm.TrajectoryData, required=False)
+        spec.output("forward_end", valid_type=orm.StructureData, required=False)
+        spec.output("backward_end", valid_type=orm.StructureData, required=False)
+        spec.output("dft_hessian", valid_type=orm.ArrayData, required=False, help="DFT Hessian of the TS (eV/A^2).")
+        spec.default_output_node = "output_parameters"
+        spec.exit_code(310, "ERROR_INVALID_INPUT", message="A stage rejected its input: {message}")
+        spec.exit_code(401, "ERROR_PATH_FAILED", message="No reaction path / TS guess: {message}")
+        spec.exit_code(402, "ERROR_TS_NOT_CONVERGED", message="The TS optimisation did not converge: {message}")
+        spec.exit_code(403, "ERROR_IRC_FAILED", message="The IRC failed or came back to one minimum: {message}")
+        spec.exit_code(501, "ERROR_IRC_UNINTENDED", message="The TS connects other minima: {message}")
+        spec.exit_code(502, "ERROR_WRONG_IMAGINARY_COUNT", message="No first-order saddle was found: {message}")
+
+    @classmethod
+    def validate_inputs(cls, value, _) -> str | None:
+        error = validate_pair(value.get("reactant"), value.get("product"))
+        if error:
+            return error
+        if value.get("optimize_endpoints", orm.Bool(True)).value and not value.get("opt", {}).get("code"):
+            return "optimize_endpoints is on: give opt.code (or use get_builder_from_protocol)"
+        if value.get("run_irc", orm.Bool(True)).value and not value.get("irc", {}).get("code"):
+            return "run_irc is on: give irc.code (or use get_builder_from_protocol)"
+        if value.get("run_dft", orm.Bool(False)).value and not value.get("dft", {}).get("code"):
+            return "run_dft is on: give dft.code (or use get_builder_from_protocol)"
+        model = value.get("path", {}).get("model")
+        parameters = value.get("path", {}).get("parameters")
+        uses_hip = parameters is None or parameters.get_dict().get("calculator", "hip") == "hip"
+        if model is not None and uses_hip and value.get("reactant") is not None:
+            elements = set(model.elements)
+            numbers = set(value["reactant"].get_ase().numbers.tolist())
+            if not numbers <= elements:
+                missing = sorted(numbers - elements)
+                return f"elements {missing} are not supported by the HIP model (it knows {sorted(elements)})"
+        return None
+
+    @classmethod
+    def get_protocol_filepath(cls):
+        from .protocols import FOLDER
+
+        return FOLDER / "ts_search.yaml"
+
+    @classmethod
+    def get_available_protocols(cls) -> dict[str, str]:
+        return available_protocols("ts_search")
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code: orm.AbstractCode,
+        reactant: orm.StructureData,
+        product: orm.StructureData,
+        protocol: str | None = None,
+        overrides: dict | None = None,
+        model: HipModelData | None = None,
+        options: dict | None = None,
+    ):
+        """A filled builder: ``fast`` / ``moderate`` / ``precise`` criteria, one code for every stage.
+
+        ``model`` defaults to the shipped checkpoint when the level uses HIP; ``options`` (scheduler
+        resources, GPU requests, ...) go to every CalcJob's ``metadata.options`` untouched.
+        """
+        inputs = get_protocol_inputs("ts_search", protocol, overrides)
+        level = inputs.pop("parameters")
+        if model is None and (level.get("calculator") == "hip" or level.get("hessian") in ("predicted", "autograd")):
+            model = HipModelData.from_checkpoint()
+        builder = cls.get_builder()
+        builder.reactant, builder.product = reactant, product
+        builder.route = orm.Str(inputs["route"])
+        builder.optimize_endpoints = orm.Bool(inputs["optimize_endpoints"])
+        builder.run_irc = orm.Bool(inputs["run_irc"])
+        builder.run_dft = orm.Bool(inputs["run_dft"])
+        metadata = {"options": dict(options)} if options else {}
+
+        def fill(namespace, block: dict, with_model: bool = True) -> None:
+            namespace.code = code
+            namespace.parameters = orm.Dict(level)
+            namespace.settings = orm.Dict(block.get("settings", {}))
+            if model is not None and with_model:
+                namespace.model = model
+            if metadata:
+                namespace.metadata = metadata
+
+        fill(builder.opt, inputs["opt"])
+        fill(builder.path, inputs["path"])
+        fill(builder.tsopt.tsopt, inputs["tsopt"])
+        builder.tsopt.max_iterations = orm.Int(inputs["tsopt"].get("max_iterations", 4))
+        fill(builder.irc, inputs["irc"])
+        if inputs["run_dft"]:
+            fill(builder.dft, inputs["dft"], with_model=False)  # PySCF only
+        return builder
+
+    # --- outline --------------------------------------------------------------------------------------------
+    def setup(self):
+        self.ctx.routes = list(ROUTES[self.inputs.route.value])
+        self.ctx.route = None
+        self.ctx.attempts = []
+        self.ctx.status, self.ctx.message = "gsm_failed", ""
+        self.ctx.reactant, self.ctx.product = self.inputs.reactant, self.inputs.product
+        self.ctx.endpoint_parameters = {}
+        self.ctx.stage_nodes = {}  # the latest node of each stage that produced something
+
+    def _label(self, stage: str) -> dict:
+        name = self.node.label or f"ts_search-{self.node.pk}"
+        suffix = "" if self.ctx.route in (None, "pysisyphus") else f"_{self.ctx.route}"
+        return {"label": f"{name}:{stage}", "call_link_label": f"{stage}{suffix}"}
+
+    def _stage_inputs(self, process, namespace: str, stage: str) -> AttributeDict:
+        inputs = AttributeDict(self.exposed_inputs(process, namespace=namespace))
+        if "settings" in inputs and self.ctx.route and stage in ("path", "irc"):
+            inputs.settings = orm.Dict(inputs.settings.get_dict() | {"route": self.ctx.route})
+        inputs.metadata = {**inputs.get("metadata", {}), **self._label(stage)}
+        return inputs
+
+    def should_optimize_endpoints(self):
+        return self.inputs.optimize_endpoints.value
+
+    def run_endpoints(self):
+        calcs = {}
+        for role in ("reactant", "product"):
+            inputs = self._stage_inputs(HipOptCalculation, "opt", f"opt_{role}")
+            inputs.structure = self.inputs[role]
+            calcs[f"opt_{role}"] = self.submit(HipOptCalculation, **inputs)
+        self.report(f"minimising reactant<{calcs['opt_reactant'].pk}> and product<{calcs['opt_product'].pk}>")
+        return ToContext(**calcs)
+
+    def inspect_endpoints(self):
+        for role in ("reactant", "product"):
+            calc = self.ctx[f"opt_{role}"]
+            if calc.exit_status in (303, 304, 301, 302) or not calc.is_finished:
+                self.ctx.status, self.ctx.message = "invalid_input", f"{role} minimisation: {calc.exit_message}"
+                self.ctx.routes = []
+                return
+            parameters = calc.outputs.output_parameters
+            self.ctx.endpoint_parameters[role] = parameters
+            if "structure" in calc.outputs and parameters.get("same_molecule", False):
+                self.ctx[role] = calc.outputs.structure
+                if not calc.is_finished_ok:
+                    self.report(f"{role} minimisation ended with '{calc.exit_message}'; using its last geometry")
+            else:
+                self.report(f"{role} minimisation changed the molecule or failed; keeping the input geometry")
+
+    def next_route(self):
+        if self.ctx.status == "success" and self.ctx.attempts:
+            return False
+        if not self.ctx.routes:
+            return False
+        if self.ctx.attempts:
+            self.report(f"route {self.ctx.route} ended with {self.ctx.status}; trying route {self.ctx.routes[0]}")
+        self.ctx.route = self.ctx.routes.pop(0)
+        self.ctx.alive = True
+        self.ctx.attempts.append({"route": self.ctx.route, "status": None})
+        return True
+
+    def _fail(self, status: str, message: str) -> None:
+        self.ctx.status, self.ctx.message, self.ctx.alive = status, message, False
+        self.ctx.attempts[-1]["status"] = status
+
+    def route_alive(self):
+        return self.ctx.alive
+
+    def run_path(self):
+        inputs = self._stage_inputs(HipPathCalculation, "path", "path")
+        inputs.reactant, inputs.product = self.ctx.reactant, self.ctx.product
+        node = self.submit(HipPathCalculation, **inputs)
+        self.report(f"path ({self.ctx.route}) <{node.pk}>")
+        return ToContext(path_calc=node)
+
+    def inspect_path(self):
+        calc = self.ctx.path_calc
+        if not calc.is_finished_ok or "ts_guess" not in calc.outputs:
+            status = "invalid_input" if calc.exit_status in (303, 304) else "gsm_failed"
+            self._fail(status, calc.exit_message or "no TS guess")
+            if status == "invalid_input":
+                self.ctx.routes = []
+            return
+        self.ctx.stage_nodes["path"] = calc
+
+    def run_tsopt(self):
+        inputs = AttributeDict(self.exposed_inputs(HipTSOptBaseWorkChain, namespace="tsopt"))
+        inputs.tsopt.ts_guess = self.ctx.path_calc.outputs.ts_guess
+        if "tangent" in self.ctx.path_calc.outputs:
+            inputs.tsopt.tangent = self.ctx.path_calc.outputs.tangent
+        settings = inputs.tsopt.settings.get_dict() if "settings" in inputs.tsopt else {}
+        inputs.tsopt.settings = orm.Dict(settings | {"route": self.ctx.route})
+        inputs.metadata = self._label("tsopt")
+        node = self.submit(HipTSOptBaseWorkChain, **inputs)
+        self.report(f"TS optimisation ({self.ctx.route}) <{node.pk}>")
+        return ToContext(tsopt_wc=node)
+
+    def inspect_tsopt(self):
+        wc = self.ctx.tsopt_wc
+        last = wc.called[0] if wc.called else None  # newest first
+        last_calcs = [n for n in wc.called if n.process_type and "hip.tsopt" in n.process_type]
+        last = max(last_calcs, key=lambda n: n.ctime) if last_calcs else last
+        if last is not None and "ts" in last.outputs:
+            self.ctx.stage_nodes["tsopt"] = last
+        if wc.is_finished_ok:
+            if not self.inputs.run_irc.value:
+                self.ctx.status, self.ctx.message = "success", "TS found and characterised (IRC not requested)"
+                self.ctx.attempts[-1]["status"] = "success"
+            return
+        exit_status = last.exit_status if last is not None else None
+        if exit_status in (303, 304, 301, 302):
+            self._fail("invalid_input", last.exit_message)
+            self.ctx.routes = []
+        elif exit_status == 500 or wc.exit_status == 501:
+            self._fail("wrong_imaginary_count", (last.exit_message if last else None) or wc.exit_message)
+        else:
+            self._fail("tsopt_not_converged", (last.exit_message if last else None) or wc.exit_message or "")
+
+    def should_run_irc(self):
+        return self.ctx.alive and self.inputs.run_irc.value
+
+    def run_irc(self):
+        inputs = self._stage_inputs(HipIRCCalculation, "irc", "irc")
+        tsopt = self.ctx.tsopt_wc.outputs
+        inputs.ts, inputs.hessian = tsopt.ts, tsopt.hessian
+        inputs.reactant, inputs.product = self.ctx.reactant, self.ctx.product
+        node = self.submit(HipIRCCalculation, **inputs)
+        self.report(f"IRC ({self.ctx.route}) <{node.pk}>")
+        return ToContext(irc_calc=node)
+
+    def inspect_irc(self):
+        calc = self.ctx.irc_calc
+        if "forward_end" in calc.outputs or "irc" in calc.outputs:
+            self.ctx.stage_nodes["irc"] = calc
+        status = {0: "success", 501: "irc_unintended"}.get(calc.exit_status, "irc_failed")
+        if status == "success":
+            self.ctx.status, self.ctx.message = "success", calc.outputs.output_parameters.get("message", "")
+            self.ctx.attempts[-1]["status"] = "success"
+        else:
+            self._fail(status, calc.exit_message or "")
+
+    def should_run_dft(self):
+        return self.inputs.run_dft.value and self.ctx.status == "success" and "tsopt" in self.ctx.stage_nodes
+
+    def run_dft(self):
+        inputs = self._stage_inputs(HipDFTCalculation, "dft", "dft")
+        inputs.structure = self.ctx.stage_nodes["tsopt"].outputs.ts
+        node = self.submit(HipDFTCalculation, **inputs)
+        self.report(f"DFT verification <{node.pk}>")
+        return ToContext(dft_calc=node)
+
+    def inspect_dft(self):
+        calc = self.ctx.dft_calc
+        if "output_parameters" in calc.outputs:
+            self.ctx.stage_nodes["dft"] = calc
+        self.report(f"DFT verification: {calc.exit_message or 'verified'}")
+
+    def results(self):
+        if self.ctx.status != "success" and self.ctx.attempts and self.ctx.attempts[-1]["status"] is None:
+            self.ctx.attempts[-1]["status"] = self.ctx.status
+        kwargs = {
+            "status": orm.Str(self.ctx.status),
+            "message": orm.Str(self.ctx.message or ""),
+            "route": orm.Str(self.ctx.route or ""),
+            "attempts": orm.List(self.ctx.attempts),
+        }
+        for role, parameters in self.ctx.endpoint_parameters.items():
+            kwargs[f"{role}_parameters"] = parameters
+        nodes = self.ctx.stage_nodes
+        if "tsopt" in nodes:
+            kwargs["tsopt_parameters"] = nodes["tsopt"].outputs.output_parameters
+        if "irc" in nodes:
+            kwargs["irc_parameters"] = nodes["irc"].outputs.output_parameters
+        if "dft" in nodes:
+            kwargs["dft_parameters"] = nodes["dft"].outputs.output_parameters
+            if "hessian" in nodes["dft"].outputs:
+                self.out("dft_hessian", nodes["dft"].outputs.hessian)
+        summary = summarize_ts_search(**kwargs, metadata={"call_link_label": "summarize"})
+        self.out("output_parameters", summary)
+        self.out("reactant", self.ctx.reactant)
+        self.out("product", self.ctx.product)
+        if "path" in nodes and "path" in nodes["path"].outputs:
+            self.out("path", nodes["path"].outputs.path)
+        if "tsopt" in nodes:
+            self.out("ts", nodes["tsopt"].outputs.ts)
+            if "hessian" in nodes["tsopt"].outputs:
+                self.out("ts_hessian", nodes["tsopt"].outputs.hessian)
+        if "irc" in nodes:
+            for port in ("irc", "forward_end", "backward_end"):
+                if port in nodes["irc"].outputs:
+                    self.out(port, nodes["irc"].outputs[port])
+        self.report(f"{self.ctx.status}: {self.ctx.message}")
+        label = STATUS_EXIT_CODES.get(self.ctx.status)
+        if label:
+            return getattr(self.exit_codes, label).format(message=self.ctx.message or "")
+        return None

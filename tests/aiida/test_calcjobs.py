@@ -1,0 +1,52 @@
+"""CalcJobs with the real worker on localhost (xTB for speed and determinism, HIP where it matters)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from aiida.plugins import CalculationFactory
+
+from tests.conftest import REACTIONS
+
+XTB = {"calculator": "xtb", "hessian": "reference"}
+
+
+def test_opt_calcjob_minimises_water(aiida_profile, hip_code, structure_of):
+    from ase.build import molecule
+
+    water = molecule("H2O")
+    water.positions[1] += [0.0, 0.15, 0.1]
+    builder = CalculationFactory("hip.opt").get_builder()
+    builder.code = hip_code
+    builder.structure = structure_of(water)
+    builder.parameters = orm.Dict(XTB)
+    builder.settings = orm.Dict({"opt": {"convergence": "tight"}})
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    params = results["output_parameters"].get_dict()
+    assert params["outcome"] == "ok" and params["same_molecule"]
+    assert params["freq"]["n_imaginary"] == 0
+    hessian = results["hessian"]
+    assert hessian.get_array("hessian").shape == (9, 9)
+    assert hessian.base.attributes.get("hessian_units") == "eV/angstrom^2"
+    freqs = hessian.get_array("frequencies")
+    assert np.all(freqs > 1000) and len(freqs) == 3  # bend + two stretches of water, cm^-1
+    assert not any(results["structure"].pbc)
+
+
+def test_dft_calcjob_checks_the_imaginary_count(aiida_profile, hip_code, structure_of):
+    """HF/STO-3G on the xTB TS of HCN -> HNC, asked to be a minimum: exit code 500, Hessian still kept."""
+    pytest.importorskip("pyscf")
+    builder = CalculationFactory("hip.dft").get_builder()
+    builder.code = hip_code
+    builder.structure = structure_of(
+        REACTIONS.parent.parent / "tests" / "data" / "reactions" / "hcn_hnc" / "ts_reference.xyz"
+    )
+    builder.settings = orm.Dict({"functional": "hf", "basis": "sto-3g", "expected": "minimum"})
+    results, node = run_get_node(builder)
+    assert node.exit_status == 500, node.exit_message
+    params = results["output_parameters"].get_dict()
+    assert params["n_imaginary"] >= 1 and params["method"] == "hf/sto-3g"
+    assert results["hessian"].get_array("hessian").shape == (9, 9)
