@@ -1,9 +1,10 @@
-"""``hip.base``: the TS optimisation CalcJob wrapped in a ``BaseRestartWorkChain`` with error handlers.
+"""Restartable optimisations: a stage CalcJob inside a ``BaseRestartWorkChain`` with error handlers.
 
-Handlers (in the aiida-quantumespresso style): a run that ran out of steps restarts from its last
-geometry with more steps; a converged saddle with more than one imaginary mode is displaced along
-the extra mode and re-optimised, following the dominant imaginary mode; a worker that rejected its
-input, or a TS optimisation that fell to a minimum, ends the work chain with a clear exit code.
+``hip.base`` wraps the TS optimisation, ``hip.geometry`` the minimisation (both end with frequencies).
+Handlers, in the aiida-quantumespresso style: a run that ran out of steps restarts from its last
+geometry with 50% more steps; a wrong number of imaginary modes is fixed by displacing along the
+offending mode (a TS with extra modes: the second one, following the first; a "minimum" with an
+imaginary mode: that mode) and re-optimising; a worker that rejected its input stops at once.
 """
 
 from __future__ import annotations
@@ -13,53 +14,58 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
-from ..calcjobs import HipTSOptCalculation
+from ..calcjobs import HipOptCalculation, HipStageCalculation, HipTSOptCalculation
 from .functions import displace_along_mode, mode_as_tangent
 
 #: largest atomic displacement (A) along an unwanted imaginary mode before re-optimising
 DISPLACEMENT = 0.15
+_CODES = HipStageCalculation.exit_codes
 
 
-class HipTSOptBaseWorkChain(BaseRestartWorkChain):
-    """TS optimisation (RS-P-RFO or Sella) + frequencies, restarted until exactly one imaginary mode."""
+class HipBaseWorkChain(BaseRestartWorkChain):
+    """Shared outline and handlers; subclasses name the CalcJob, its namespace and its geometry ports."""
 
-    _process_class = HipTSOptCalculation
+    _process_class: type[HipStageCalculation]
+    _namespace: str
+    _geometry_in: str
+    _geometry_out: str
 
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.expose_inputs(HipTSOptCalculation, namespace="tsopt")
-        spec.expose_outputs(HipTSOptCalculation)
-        spec.outline(
-            cls.setup,
-            while_(cls.should_run_process)(
-                cls.run_process,
-                cls.inspect_process,
-            ),
-            cls.results,
-        )
+        spec.expose_inputs(cls._process_class, namespace=cls._namespace)
+        spec.expose_outputs(cls._process_class)
+        spec.outline(cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results)
         spec.exit_code(
             310, "ERROR_WORKER_INPUT_REJECTED", message="The worker rejected the input; restarting cannot help."
-        )
-        spec.exit_code(
-            501,
-            "ERROR_CONVERGED_TO_MINIMUM",
-            message="The TS optimisation converged to a geometry without an imaginary mode (a minimum).",
         )
 
     def setup(self):
         super().setup()
-        self.ctx.inputs = AttributeDict(self.exposed_inputs(HipTSOptCalculation, "tsopt"))
+        self.ctx.inputs = AttributeDict(self.exposed_inputs(self._process_class, self._namespace))
         self.ctx.displacements = 0
+
+    def _displaced(self, node, mode_index: int) -> orm.StructureData:
+        """The last geometry moved along a normal mode, the sign alternating between attempts."""
+        self.ctx.displacements += 1
+        amplitude = DISPLACEMENT if self.ctx.displacements % 2 else -DISPLACEMENT
+        geometry = node.outputs[self._geometry_out]
+        return displace_along_mode(geometry, node.outputs.hessian, orm.Int(mode_index), orm.Float(amplitude))
+
+    @staticmethod
+    def _imaginary(node) -> tuple[np.ndarray, int]:
+        frequencies = node.outputs.hessian.get_array("frequencies")
+        threshold = node.outputs.output_parameters.get("freq", {}).get("imaginary_threshold_cm1", 20.0)
+        return frequencies, int(np.sum(frequencies < -threshold))
 
     # --- handlers (higher priority runs first) -----------------------------------------------------------
     @process_handler(
         priority=600,
         exit_codes=[
-            HipTSOptCalculation.exit_codes.ERROR_INVALID_WORKER_INPUT,
-            HipTSOptCalculation.exit_codes.ERROR_WORKER_CRASHED,
-            HipTSOptCalculation.exit_codes.ERROR_OUTPUT_MISSING,
-            HipTSOptCalculation.exit_codes.ERROR_OUTPUT_CORRUPT,
+            _CODES.ERROR_INVALID_WORKER_INPUT,
+            _CODES.ERROR_WORKER_CRASHED,
+            _CODES.ERROR_OUTPUT_MISSING,
+            _CODES.ERROR_OUTPUT_CORRUPT,
         ],
     )
     def handle_worker_failure(self, node):
@@ -67,41 +73,80 @@ class HipTSOptBaseWorkChain(BaseRestartWorkChain):
         self.report(f"{node.process_label}<{node.pk}> failed: {node.exit_message}")
         return ProcessHandlerReport(True, self.exit_codes.ERROR_WORKER_INPUT_REJECTED)
 
-    @process_handler(priority=500, exit_codes=[HipTSOptCalculation.exit_codes.ERROR_NOT_CONVERGED])
+    @process_handler(priority=500, exit_codes=[_CODES.ERROR_NOT_CONVERGED])
     def handle_not_converged(self, node):
         """Restart from the last geometry with 50% more steps."""
         settings = self.ctx.inputs.settings.get_dict() if "settings" in self.ctx.inputs else {}
-        key = "sella" if settings.get("route") == "sella" else "tsopt"
-        field = "max_steps" if key == "sella" else "max_cycles"
+        key, field, default = self._step_limit(settings)
         block = dict(settings.get(key) or {})
-        block[field] = int(1.5 * block.get(field, 200 if key == "sella" else 100))
+        block[field] = int(1.5 * block.get(field, default))
         settings[key] = block
         self.ctx.inputs.settings = orm.Dict(settings)
-        if "ts" in node.outputs:
-            self.ctx.inputs.ts_guess = node.outputs.ts
+        if self._geometry_out in node.outputs:
+            self.ctx.inputs[self._geometry_in] = node.outputs[self._geometry_out]
         self.report(
             f"{node.process_label}<{node.pk}> not converged: restarting from its last geometry, {field}={block[field]}"
         )
         return ProcessHandlerReport(True)
 
-    @process_handler(priority=400, exit_codes=[HipTSOptCalculation.exit_codes.ERROR_WRONG_IMAGINARY_COUNT])
+    def _step_limit(self, settings: dict) -> tuple[str, str, int]:
+        raise NotImplementedError
+
+
+class HipTSOptBaseWorkChain(HipBaseWorkChain):
+    """``hip.base``: TS optimisation (RS-P-RFO or Sella) + frequencies until exactly one imaginary mode."""
+
+    _process_class = HipTSOptCalculation
+    _namespace = "tsopt"
+    _geometry_in = "ts_guess"
+    _geometry_out = "ts"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.exit_code(
+            501,
+            "ERROR_CONVERGED_TO_MINIMUM",
+            message="The TS optimisation converged to a geometry without an imaginary mode (a minimum).",
+        )
+
+    def _step_limit(self, settings: dict) -> tuple[str, str, int]:
+        return ("sella", "max_steps", 200) if settings.get("route") == "sella" else ("tsopt", "max_cycles", 100)
+
+    @process_handler(priority=400, exit_codes=[_CODES.ERROR_WRONG_IMAGINARY_COUNT])
     def handle_wrong_imaginary_count(self, node):
-        """Several imaginary modes: displace along the second one (sign alternating) and follow the first."""
-        hessian = node.outputs.hessian
-        frequencies = hessian.get_array("frequencies")
-        threshold = node.outputs.output_parameters.get("freq", {}).get("imaginary_threshold_cm1", 20.0)
-        n_imaginary = int(np.sum(frequencies < -threshold))
+        """Several imaginary modes: displace along the second one and follow the first."""
+        frequencies, n_imaginary = self._imaginary(node)
         if n_imaginary == 0:
             self.report(f"{node.process_label}<{node.pk}> converged to a minimum (no imaginary mode)")
             return ProcessHandlerReport(True, self.exit_codes.ERROR_CONVERGED_TO_MINIMUM)
-        self.ctx.displacements += 1
-        amplitude = DISPLACEMENT if self.ctx.displacements % 2 else -DISPLACEMENT
-        self.ctx.inputs.ts_guess = displace_along_mode(
-            node.outputs.ts, node.outputs.hessian, orm.Int(1), orm.Float(amplitude)
-        )
+        self.ctx.inputs.ts_guess = self._displaced(node, 1)
         self.ctx.inputs.tangent = mode_as_tangent(node.outputs.hessian, orm.Int(0))
         self.report(
             f"{node.process_label}<{node.pk}> has {n_imaginary} imaginary modes ({frequencies[:n_imaginary].round(0)} "
             f"cm^-1): displacing {DISPLACEMENT} A along the second and re-optimising along the first"
+        )
+        return ProcessHandlerReport(True)
+
+
+class HipGeometryWorkChain(HipBaseWorkChain):
+    """``hip.geometry``: minimisation + frequencies (ZPE in ``output_parameters.freq``) until a true minimum."""
+
+    _process_class = HipOptCalculation
+    _namespace = "opt"
+    _geometry_in = "structure"
+    _geometry_out = "structure"
+
+    def _step_limit(self, settings: dict) -> tuple[str, str, int]:
+        return "opt", "max_cycles", 150
+
+    @process_handler(priority=400, exit_codes=[_CODES.ERROR_WRONG_IMAGINARY_COUNT])
+    def handle_imaginary_mode(self, node):
+        """A saddle, not a minimum: push the geometry down the imaginary mode and minimise again."""
+        frequencies, _ = self._imaginary(node)
+        self.ctx.inputs.structure = self._displaced(node, 0)
+        self.report(
+            f"{node.process_label}<{node.pk}> has an imaginary mode ({frequencies[0]:.0f} cm^-1): displacing "
+            f"{DISPLACEMENT} A along it and minimising again"
         )
         return ProcessHandlerReport(True)

@@ -210,7 +210,10 @@ class TransitionStateWorkChain(WorkChain):
         builder.optimize_endpoints = orm.Bool(inputs["optimize_endpoints"])
         builder.run_irc = orm.Bool(inputs["run_irc"])
         builder.run_dft = orm.Bool(inputs["run_dft"])
-        metadata = {"options": dict(options)} if options else {}
+        # resources default to one process on one machine unless the caller says otherwise
+        metadata = (
+            {"options": {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}, **options}} if options else {}
+        )
 
         def fill(namespace, block: dict, with_model: bool = True) -> None:
             namespace.code = code

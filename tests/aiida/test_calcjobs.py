@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from aiida import orm
@@ -50,3 +52,34 @@ def test_dft_calcjob_checks_the_imaginary_count(aiida_profile, hip_code, structu
     params = results["output_parameters"].get_dict()
     assert params["n_imaginary"] >= 1 and params["method"] == "hf/sto-3g"
     assert results["hessian"].get_array("hessian").shape == (9, 9)
+
+
+def test_scheduler_options_pass_through_untouched(aiida_profile, hip_code, structure_of, tmp_path):
+    """A GPU request given to the protocol builder reaches every stage and the job script, unchanged."""
+    from pathlib import Path
+
+    from aiida_hip.workflows import TransitionStateWorkChain
+
+    gpu = "#SBATCH --gres=gpu:1\n#SBATCH --partition=gpu"
+    options = {"custom_scheduler_commands": gpu, "max_wallclock_seconds": 1800}
+    folder = REACTIONS / "hcn_hnc"
+    reactant, product = structure_of(folder / "reactant.xyz"), structure_of(folder / "product.xyz")
+    builder = TransitionStateWorkChain.get_builder_from_protocol(hip_code, reactant, product, options=options)
+    for namespace in (builder.opt, builder.path, builder.tsopt.tsopt, builder.irc):
+        assert namespace.metadata.options.custom_scheduler_commands == gpu
+        assert namespace.model.sha256 == builder.path.model.sha256  # the shipped checkpoint, one node
+
+    calc = CalculationFactory("hip.tsopt").get_builder()
+    calc.code = hip_code
+    calc.ts_guess = reactant
+    calc.model = builder.path.model
+    calc.metadata.options.custom_scheduler_commands = gpu
+    calc.metadata.dry_run = True
+    calc.metadata.store_provenance = False
+    _, node = run_get_node(calc)
+    submit = Path(node.dry_run_info["folder"])
+    script = (submit / "_aiidasubmit.sh").read_text()
+    assert gpu in script and "aiida.json" in script
+    payload = json.loads((submit / "aiida.json").read_text())
+    assert payload["stage"] == "tsopt" and payload["checkpoint"]["sha256"] == builder.path.model.sha256
+    assert (submit / "model.pt").is_file()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_hip.workflows import TransitionStateWorkChain
@@ -36,3 +38,44 @@ def test_ts_search_workchain_hcn_xtb(aiida_profile, hip_code, structure_of):
     # the TS Hessian came from the TS optimisation and went into the IRC unchanged (not recomputed)
     irc = next(n for n in node.called if n.process_label == "HipIRCCalculation" and n.is_finished_ok)
     assert irc.inputs.hessian.uuid == results["ts_hessian"].uuid
+
+
+def _geometry_builder(code, structure, settings, hessian="reference"):
+    from aiida_hip.workflows import HipGeometryWorkChain
+
+    builder = HipGeometryWorkChain.get_builder()
+    builder.opt.code = code
+    builder.opt.structure = structure
+    builder.opt.parameters = orm.Dict({"calculator": "xtb", "hessian": hessian})
+    builder.opt.settings = orm.Dict(settings)
+    return builder
+
+
+def test_geometry_workchain_leaves_a_saddle(aiida_profile, hip_code, structure_of):
+    """Started on the xTB TS of HCN -> HNC (forces ~ 0) with a positive model Hessian (hessian 'none'),
+    the minimisation stops on the saddle; frequencies (exact xTB Hessian) show the imaginary mode, the
+    handler pushes the geometry down it and the second minimisation finds HCN or HNC."""
+    ts = REACTIONS.parent.parent / "tests" / "data" / "reactions" / "hcn_hnc" / "ts_reference.xyz"
+    results, node = run_get_node(_geometry_builder(hip_code, structure_of(ts), {}, hessian="none"))
+    assert node.is_finished_ok, node.exit_message
+    calcs = sorted((n for n in node.called if n.process_label == "HipOptCalculation"), key=lambda n: n.ctime)
+    assert [c.exit_status for c in calcs] == [500, 0]
+    assert calcs[0].outputs.output_parameters["freq"]["n_imaginary"] == 1
+    params = results["output_parameters"].get_dict()
+    assert params["freq"]["n_imaginary"] == 0 and params["freq"]["zpe_ev"] > 0.3
+    assert node.base.links.get_outgoing(link_label_filter="%displace%").all() or any(
+        n.process_label == "displace_along_mode" for n in node.called
+    )
+
+
+def test_geometry_workchain_restarts_when_out_of_steps(aiida_profile, hip_code, structure_of):
+    from ase.build import molecule
+
+    water = molecule("H2O")
+    water.positions[1] += [0.0, 0.3, 0.2]
+    results, node = run_get_node(_geometry_builder(hip_code, structure_of(water), {"opt": {"max_cycles": 2}}))
+    assert node.is_finished_ok, node.exit_message
+    calcs = sorted((n for n in node.called if n.process_label == "HipOptCalculation"), key=lambda n: n.ctime)
+    assert calcs[0].exit_status == 401 and len(calcs) >= 2
+    assert calcs[1].inputs.settings["opt"]["max_cycles"] == 3
+    assert calcs[1].inputs.structure.uuid == calcs[0].outputs.structure.uuid  # restarted from its last geometry
