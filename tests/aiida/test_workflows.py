@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
@@ -73,7 +72,7 @@ def test_geometry_workchain_restarts_when_out_of_steps(aiida_profile, hip_code, 
 
     water = molecule("H2O")
     water.positions[1] += [0.0, 0.3, 0.2]
-    results, node = run_get_node(_geometry_builder(hip_code, structure_of(water), {"opt": {"max_cycles": 2}}))
+    _, node = run_get_node(_geometry_builder(hip_code, structure_of(water), {"opt": {"max_cycles": 2}}))
     assert node.is_finished_ok, node.exit_message
     calcs = sorted((n for n in node.called if n.process_label == "HipOptCalculation"), key=lambda n: n.ctime)
     assert calcs[0].exit_status == 401 and len(calcs) >= 2
