@@ -137,3 +137,36 @@ def reaction_detail(pk: int) -> dict[str, Any]:
 def transition_states(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], orm.StructureData]]:
     """The TS node of each row that has one."""
     return [(row, orm.load_node(row["ts_pk"])) for row in rows if row.get("ts_pk") is not None]
+
+
+def reaction_pairs_from_group(label: str) -> dict[str, tuple[orm.StructureData, orm.StructureData]]:
+    """Reactions stored as a group of ``StructureData`` with extras ``reaction`` (name) and ``role``
+    (``reactant`` or ``product``): the input form of a batch kept in the database."""
+    pairs: dict[str, dict[str, orm.StructureData]] = {}
+    group = orm.load_group(label)
+    qb = orm.QueryBuilder().append(orm.Group, filters={"id": group.pk}, tag="group")
+    qb.append(orm.StructureData, with_group="group", project=["*"])
+    for (node,) in qb.all():
+        name, role = node.base.extras.get("reaction", None), node.base.extras.get("role", None)
+        if name is None or role not in ("reactant", "product"):
+            raise ValueError(
+                f"StructureData<{node.pk}> in group {label!r} needs extras 'reaction' and 'role' (reactant|product)"
+            )
+        if role in pairs.setdefault(name, {}):
+            raise ValueError(f"reaction {name!r} has two {role}s in group {label!r}")
+        pairs[name][role] = node
+    incomplete = sorted(name for name, pair in pairs.items() if len(pair) != 2)
+    if incomplete:
+        raise ValueError(f"reactions without both reactant and product in group {label!r}: {incomplete}")
+    return {name: (pair["reactant"], pair["product"]) for name, pair in sorted(pairs.items())}
+
+
+def store_reaction_pairs(label: str, pairs: dict[str, tuple[orm.StructureData, orm.StructureData]]) -> orm.Group:
+    """Store reactions as a group that :func:`reaction_pairs_from_group` (and ``submit --from-group``) reads."""
+    group, _ = orm.Group.collection.get_or_create(label)
+    for name, (reactant, product) in pairs.items():
+        for role, node in (("reactant", reactant), ("product", product)):
+            node.store()
+            node.base.extras.set_many({"reaction": name, "role": role})
+            group.add_nodes(node)
+    return group

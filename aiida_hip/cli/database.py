@@ -107,7 +107,8 @@ def setup_cmd(profile_name: str, worker: str | None, caching: bool) -> None:
 
 
 @click.command("submit")
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("source", type=click.Path(exists=True, path_type=Path), required=False)
+@click.option("--from-group", default=None, help="Reactions stored in this group (extras 'reaction' and 'role').")
 @PROFILE_OPTION
 @click.option("--code", "code_label", default=f"{CODE_LABEL}@localhost", show_default=True)
 @click.option("--protocol", type=click.Choice(["fast", "moderate", "precise"]), default="moderate", show_default=True)
@@ -122,9 +123,11 @@ def setup_cmd(profile_name: str, worker: str | None, caching: bool) -> None:
 @click.option("--max-concurrent", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option("--group", "group_label", default=None, help="Group that collects the TS searches.")
 @click.option("--daemon", is_flag=True, help="Submit to the daemon and return at once (default: run here).")
-def submit_cmd(source, profile, code_label, protocol, route, calculator, hessian, max_concurrent, group_label, daemon):
+def submit_cmd(
+    source, from_group, profile, code_label, protocol, route, calculator, hessian, max_concurrent, group_label, daemon
+):
     """Find the TS of every reaction in SOURCE: a folder of reaction folders (reactant.* + product.*) or a
-    multi-frame file (reactant, product, reactant, product, ...)."""
+    multi-frame file (reactant, product, reactant, product, ...); or of the reactions in a group."""
     from aiida import orm
     from aiida.common.exceptions import NotExistent
     from aiida.engine import run_get_node, submit
@@ -134,25 +137,38 @@ def submit_cmd(source, profile, code_label, protocol, route, calculator, hessian
     from ..workflows import ReactionBatchWorkChain
 
     _load(profile)
-    try:
-        good, bad = read_batch(source)
-    except ReactionInputError as exc:
-        raise click.ClickException(str(exc)) from exc
-    for name, message in bad.items():
-        click.echo(f"skipped {name}: {message}", err=True)
-    if not good:
-        raise click.ClickException(f"no usable reaction in {source}")
+    if (source is None) == (from_group is None):
+        raise click.UsageError("give either SOURCE or --from-group")
+    if from_group is not None:
+        from ..queries import reaction_pairs_from_group
+
+        try:
+            reactions = reaction_pairs_from_group(from_group)
+        except (ValueError, NotExistent) as exc:
+            raise click.ClickException(str(exc)) from exc
+        if not reactions:
+            raise click.ClickException(f"group {from_group!r} holds no reactions")
+    else:
+        try:
+            good, bad = read_batch(source)
+        except ReactionInputError as exc:
+            raise click.ClickException(str(exc)) from exc
+        for name, message in bad.items():
+            click.echo(f"skipped {name}: {message}", err=True)
+        if not good:
+            raise click.ClickException(f"no usable reaction in {source}")
+        reactions = {
+            name: tuple(
+                structure_from_dict({"symbols": a.get_chemical_symbols(), "positions": a.positions.tolist()})
+                for a in pair
+            )
+            for name, pair in good.items()
+        }
     try:
         code = orm.load_code(code_label)
     except NotExistent as exc:
         raise click.ClickException(f"code {code_label!r} not found; run `aiida-hip setup`") from exc
     hessian = hessian or ("reference" if calculator == "xtb" else "predicted")
-    reactions = {
-        name: tuple(
-            structure_from_dict({"symbols": a.get_chemical_symbols(), "positions": a.positions.tolist()}) for a in pair
-        )
-        for name, pair in good.items()
-    }
     builder = ReactionBatchWorkChain.get_builder_from_protocol(
         code,
         reactions,
@@ -161,7 +177,7 @@ def submit_cmd(source, profile, code_label, protocol, route, calculator, hessian
         max_concurrent=max_concurrent,
         group_label=group_label,
     )
-    builder.metadata.label = Path(source).name
+    builder.metadata.label = Path(source).name if source is not None else from_group
     if daemon:
         node = submit(builder)
         click.echo(f"submitted ReactionBatchWorkChain<{node.pk}> with {len(reactions)} reactions")

@@ -111,3 +111,25 @@ def test_malformed_file_in_a_batch_folder(tmp_path):
     assert list(good) == ["hcn_hnc"]
     assert set(bad) == {"broken", "lonely"}
     assert "cannot read reactant" in bad["broken"] and "expected one reactant" in bad["lonely"]
+
+
+def test_reactions_from_a_group(aiida_profile, structure_of):
+    """A batch can live in the database: StructureData in a group with extras reaction/role."""
+    from click.testing import CliRunner
+
+    from aiida_hip.cli import main
+    from aiida_hip.queries import reaction_pairs_from_group, store_reaction_pairs
+
+    pair = (structure_of(HCN / "reactant.xyz"), structure_of(HCN / "product.xyz"))
+    store_reaction_pairs("test/inputs", {"hcn_hnc": pair})
+    pairs = reaction_pairs_from_group("test/inputs")
+    assert list(pairs) == ["hcn_hnc"] and pairs["hcn_hnc"][0].uuid == pair[0].uuid
+    lonely = structure_of(HCN / "product.xyz").store()
+    lonely.base.extras.set_many({"reaction": "lonely", "role": "product"})
+    orm.load_group("test/inputs").add_nodes(lonely)
+    with pytest.raises(ValueError, match=r"without both reactant and product.*lonely"):
+        reaction_pairs_from_group("test/inputs")
+    before = _process_count()
+    result = CliRunner().invoke(main, ["submit", "--from-group", "test/inputs"])
+    assert result.exit_code != 0 and "lonely" in result.output and "Traceback" not in result.output
+    assert _process_count() == before

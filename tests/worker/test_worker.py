@@ -127,3 +127,24 @@ def test_dft_stage_rejects_a_distorted_minimum(tmp_path):
     assert entry["outcome"] == "not_stationary", entry["message"]
     assert entry["summary"]["force_rms_ha_per_bohr"] > 2e-3 and entry["summary"]["verified"] is False
     assert arrays[entry["arrays"]["hessian"]].shape == (9, 9)
+
+
+def test_whole_search_for_a_real_reaction(tmp_path):
+    """The ts_search stage: HCN -> HNC with xTB on the Sella route, TS within 0.05 A of the reference."""
+    from ase.io import read
+
+    from aiida_hip.chem.geometry import aligned_rmsd
+
+    data = Path(__file__).resolve().parents[1] / "data" / "reactions" / "hcn_hnc"
+    structures = {role: atoms_to_dict(read(data / f"{role}.xyz")) for role in ("reactant", "product")}
+    level = {"calculator": "xtb", "hessian": "reference"}
+    write_input(
+        tmp_path / "in.json", "ts_search", [{"name": "hcn", "structures": structures}], level, {"route": "sella"}
+    )
+    assert run_worker(tmp_path / "in.json") == EXIT_OK
+    results, _ = read_results(tmp_path)
+    entry = results["reactions"][0]
+    assert entry["outcome"] == "ok", entry["message"]
+    assert entry["summary"]["irc_intended"] and entry["summary"]["n_imaginary"] == 1
+    ts = np.array(entry["structures"]["ts"]["positions"])
+    assert aligned_rmsd(ts, read(data / "ts_reference.xyz").positions) < 0.05
