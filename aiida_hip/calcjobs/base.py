@@ -126,6 +126,7 @@ class HipStageCalculation(CalcJob):
         spec.exit_code(400, "ERROR_PATH_FAILED", message="No reaction path / TS guess: {error}")
         spec.exit_code(401, "ERROR_NOT_CONVERGED", message="The optimisation did not converge: {error}")
         spec.exit_code(402, "ERROR_IRC_INCOMPLETE", message="The IRC could not be followed: {error}")
+        spec.exit_code(403, "ERROR_FRAGMENTED", message="The optimisation ran away into fragments: {error}")
         spec.exit_code(500, "ERROR_WRONG_IMAGINARY_COUNT", message="Wrong number of imaginary modes: {error}")
         spec.exit_code(501, "ERROR_IRC_UNINTENDED", message="The IRC connects other minima: {error}")
         spec.exit_code(502, "ERROR_IRC_SAME_ENDS", message="Both IRC ends are the same minimum: {error}")

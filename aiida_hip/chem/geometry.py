@@ -38,6 +38,21 @@ def aligned_rmsd(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.sum((kabsch_align(a, b) - b) ** 2, axis=1))))
 
 
+#: Farther than this (A) from every other atom, an atom has left the molecule (beyond any TS bond or
+#: van der Waals contact): an optimiser that "converges" there has run away on a flat surface.
+ISOLATION_DISTANCE = 4.0
+
+
+def isolated_atoms(positions: np.ndarray, distance: float = ISOLATION_DISTANCE) -> list[int]:
+    """Indices of atoms whose nearest neighbour is farther than ``distance`` (A)."""
+    positions = np.asarray(positions, dtype=np.float64)
+    if len(positions) < 2:
+        return []
+    d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    return [int(i) for i in np.flatnonzero(d.min(axis=1) > distance)]
+
+
 def min_distance(positions: np.ndarray) -> float:
     """Shortest interatomic distance (A); infinity for a single atom."""
     positions = np.asarray(positions, dtype=np.float64)

@@ -17,6 +17,7 @@ OUTCOME_EXIT_CODES = {
     "error": "ERROR_WORKER_CRASHED",
     "path_failed": "ERROR_PATH_FAILED",
     "not_converged": "ERROR_NOT_CONVERGED",
+    "fragmented": "ERROR_FRAGMENTED",
     "irc_incomplete": "ERROR_IRC_INCOMPLETE",
     "wrong_imaginary_count": "ERROR_WRONG_IMAGINARY_COUNT",
     "irc_unintended": "ERROR_IRC_UNINTENDED",

@@ -23,7 +23,7 @@ from .convergence import get_convergence
 from .gsm import GSMResult, GSMSettings, failed_path, geodesic_images
 from .irc import IRCResult, IRCSettings
 from .opt import run_opt
-from .tsopt import TSOptResult, TSOptSettings
+from .tsopt import TSOptResult, TSOptSettings, check_fragments
 
 
 def _quiet(folder: Path):
@@ -114,15 +114,17 @@ def run_sella_tsopt(
         steps = int(opt.nsteps)
     write(folder / "ts.xyz", atoms)
     out = evaluator.gradient(atoms.numbers, atoms.positions)
-    return TSOptResult(
-        converged=converged,
-        n_cycles=steps,
-        message=message or ("converged" if converged else f"not converged in {sella.max_steps} steps"),
-        ts=Atoms(numbers=atoms.numbers, positions=atoms.positions),
-        energy_ev=out["energy"],
-        max_force_ev_per_a=float(np.abs(out["forces"]).max()),
-        n_hessian_evaluations=evaluator.counters.hessians - hessians_before,
-        wall_time_s=time.perf_counter() - t0,
+    return check_fragments(
+        TSOptResult(
+            converged=converged,
+            n_cycles=steps,
+            message=message or ("converged" if converged else f"not converged in {sella.max_steps} steps"),
+            ts=Atoms(numbers=atoms.numbers, positions=atoms.positions),
+            energy_ev=out["energy"],
+            max_force_ev_per_a=float(np.abs(out["forces"]).max()),
+            n_hessian_evaluations=evaluator.counters.hessians - hessians_before,
+            wall_time_s=time.perf_counter() - t0,
+        )
     )
 
 

@@ -48,6 +48,8 @@ class TSOptResult:
     initial_root_eigenvalue: float | None = None
     n_hessian_evaluations: int = 0
     wall_time_s: float = 0.0
+    #: the optimiser ran away: some atom has no neighbour left (see :func:`check_fragments`)
+    fragmented: bool = False
 
     def summary(self) -> dict:
         return {
@@ -59,7 +61,23 @@ class TSOptResult:
             "initial_root_eigenvalue": self.initial_root_eigenvalue,
             "n_hessian_evaluations": self.n_hessian_evaluations,
             "wall_time_s": self.wall_time_s,
+            "fragmented": self.fragmented,
         }
+
+
+def check_fragments(result: TSOptResult) -> TSOptResult:
+    """A "converged" TS with an atom far from all others is a run-away on a flat surface, not a TS:
+    mark it not converged (and fragmented) so that no one mistakes it for a saddle point."""
+    from ..chem.geometry import ISOLATION_DISTANCE, isolated_atoms
+
+    lonely = isolated_atoms(result.ts.positions) if result.ts is not None else []
+    if lonely:
+        result.converged, result.fragmented = False, True
+        result.message = (
+            f"the TS search ran away: atom(s) {lonely} have no neighbour within {ISOLATION_DISTANCE} A "
+            f"({result.message})"
+        )
+    return result
 
 
 def _optimizer_class():
@@ -140,14 +158,16 @@ def run_tsopt(
             root_eigenvalue = float(opt.ts_mode_eigvals[0]) / (EV_TO_HARTREE * BOHR_TO_ANGSTROM**2)
         if not message:
             message = "converged" if converged else f"not converged in {settings.max_cycles} cycles"
-        return TSOptResult(
-            converged=converged,
-            n_cycles=int(opt.cur_cycle) + 1,
-            message=message,
-            ts=ts,
-            energy_ev=energy_ev(geom),
-            max_force_ev_per_a=float(np.abs(forces).max()),
-            initial_root_eigenvalue=root_eigenvalue,
-            n_hessian_evaluations=evaluator.counters.hessians - hessians_before,
-            wall_time_s=time.perf_counter() - t0,
+        return check_fragments(
+            TSOptResult(
+                converged=converged,
+                n_cycles=int(opt.cur_cycle) + 1,
+                message=message,
+                ts=ts,
+                energy_ev=energy_ev(geom),
+                max_force_ev_per_a=float(np.abs(forces).max()),
+                initial_root_eigenvalue=root_eigenvalue,
+                n_hessian_evaluations=evaluator.counters.hessians - hessians_before,
+                wall_time_s=time.perf_counter() - t0,
+            )
         )

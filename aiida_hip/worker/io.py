@@ -24,6 +24,7 @@ OUTCOMES = (
     "invalid_input",
     "path_failed",
     "not_converged",
+    "fragmented",
     "irc_incomplete",
     "wrong_imaginary_count",
     "irc_unintended",

@@ -147,7 +147,7 @@ def run_tsopt_stage(reaction: ReactionInput, evaluator, settings: dict, workdir:
         out.structures["ts"] = atoms_to_dict(ts.ts)
     out.summary["energy_ev"] = ts.energy_ev
     if not ts.converged:
-        out.outcome = "not_converged"
+        out.outcome = "fragmented" if ts.fragmented else "not_converged"
         return out
     return _add_frequencies(out, ts.ts, evaluator, settings, "ts")
 

@@ -80,6 +80,7 @@ def test_irc_output_parsed_and_same_ends_is_502(aiida_profile, parse):
     [
         ("path_failed", 400),
         ("not_converged", 401),
+        ("fragmented", 403),
         ("irc_incomplete", 402),
         ("wrong_imaginary_count", 500),
         ("irc_unintended", 501),

@@ -101,3 +101,16 @@ def test_root_choice_follows_the_tangent():
     assert choose_root(eigenvalues, vectors, np.array([0.1, 0.9, 0.0, 0.1])) == 1  # not the lowest
     # no negative mode: the non-trivial mode along the tangent, never the zero mode
     assert choose_root(np.array([0.0, 1.0, 2.0]), np.eye(3), np.array([0.9, 0.1, 0.3])) == 2
+
+
+def test_a_run_away_ts_is_not_converged():
+    """A "converged" geometry with an atom 6 A from all others is flagged, not reported as a TS."""
+    from ase import Atoms
+
+    from aiida_hip.pipeline.tsopt import TSOptResult, check_fragments
+
+    apart = Atoms("CNH", positions=[[0, 0, 0], [1.17, 0, 0], [7.0, 0, 0]])
+    result = check_fragments(TSOptResult(converged=True, n_cycles=5, message="converged", ts=apart))
+    assert not result.converged and result.fragmented and "[2]" in result.message
+    bonded = Atoms("CNH", positions=[[0, 0, 0], [1.17, 0, 0], [0.6, 1.0, 0]])
+    assert check_fragments(TSOptResult(converged=True, n_cycles=5, message="converged", ts=bonded)).converged
