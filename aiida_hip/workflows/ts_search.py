@@ -3,8 +3,9 @@
 Every stage is its own CalcJob (the TS optimisation inside ``hip.base``, which restarts it). With
 ``route='auto'`` a failed pysisyphus attempt (no path, no TS, wrong imaginary count, IRC not the
 intended reaction) is followed by a Sella attempt, whose CalcJobs appear in provenance beside the
-first ones. Outputs are attached whatever the outcome, so nothing computed is lost; the exit code
-says where the search stopped.
+first ones. Outputs are attached whatever the outcome, so nothing computed is lost (each output is the
+latest one any attempt produced for that stage); ``output_parameters`` and the exit code say where
+the search stopped and list every attempt.
 """
 
 from __future__ import annotations
@@ -333,9 +334,8 @@ class TransitionStateWorkChain(WorkChain):
 
     def inspect_tsopt(self):
         wc = self.ctx.tsopt_wc
-        last = wc.called[0] if wc.called else None  # newest first
-        last_calcs = [n for n in wc.called if n.process_type and "hip.tsopt" in n.process_type]
-        last = max(last_calcs, key=lambda n: n.ctime) if last_calcs else last
+        calcs = [n for n in wc.called if isinstance(n, orm.CalcJobNode)]
+        last = max(calcs, key=lambda n: n.ctime) if calcs else None
         if last is not None and "ts" in last.outputs:
             self.ctx.stage_nodes["tsopt"] = last
         if wc.is_finished_ok:
