@@ -158,10 +158,12 @@ def run_worker(input_file: str | Path, output_dir: str | Path | None = None) -> 
         entry["n_gradient_evaluations"] = counters.gradients - gradients if counters else int(job.stage == "dft")
         entry["wall_time_s"] = time.perf_counter() - t1
         results["reactions"].append(entry)
-    if arrays:
-        np.savez_compressed(out / ARRAYS_FILE, **arrays)
-    results["status"] = "done"
-    return finish(EXIT_OK)
+        # after every reaction, so that a job killed half-way keeps what it finished
+        if arrays:
+            np.savez_compressed(out / ARRAYS_FILE, **arrays)
+        results["status"] = "running" if index + 1 < len(job.reactions) else "done"
+        finish(EXIT_OK)
+    return EXIT_OK
 
 
 def _jsonable(value):
