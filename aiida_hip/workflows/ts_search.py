@@ -166,8 +166,13 @@ class TransitionStateWorkChain(WorkChain):
             return "run_dft is on: give dft.code (or use get_builder_from_protocol)"
         model = value.get("path", {}).get("model")
         parameters = value.get("path", {}).get("parameters")
-        uses_hip = parameters is None or parameters.get_dict().get("calculator", "hip") == "hip"
-        if model is not None and uses_hip and value.get("reactant") is not None:
+        from ..pipeline.calculators import Level
+
+        try:
+            uses_model = Level(**(parameters.get_dict() if parameters is not None else {})).uses_model
+        except (TypeError, ValueError):
+            uses_model = True  # the parameters port reports the bad level itself
+        if model is not None and uses_model and value.get("reactant") is not None:
             elements = set(model.elements)
             numbers = set(value["reactant"].get_ase().numbers.tolist())
             if not numbers <= elements:
