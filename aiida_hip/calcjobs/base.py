@@ -8,15 +8,14 @@ check failed.
 
 from __future__ import annotations
 
-import json
 from typing import ClassVar
 
-import numpy as np
 from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
 from ..data import HipModelData
+from ..worker.io import input_text
 
 INPUT_FILE = "aiida.json"
 OUTPUT_FILE = "aiida.out"
@@ -134,13 +133,14 @@ class HipStageCalculation(CalcJob):
 
     @classmethod
     def validate_inputs(cls, value, _) -> str | None:
+        from ..pipeline.calculators import Level, LevelError
+
         parameters = value.get("parameters")
-        level = parameters.get_dict() if parameters is not None else {}
-        if (
-            value.get("model") is not None
-            and level.get("calculator", "hip") == "xtb"
-            and level.get("hessian", "predicted") in ("reference", "none")
-        ):
+        try:
+            level = Level(**(parameters.get_dict() if parameters is not None else {}))
+        except (LevelError, TypeError):
+            return None  # the parameters port reports a bad level itself
+        if value.get("model") is not None and not level.uses_model:
             return "a model was given but the level (xTB energies and Hessians) never uses it"
         return None
 
@@ -162,17 +162,16 @@ class HipStageCalculation(CalcJob):
             model = self.inputs.model
             local_copy_list.append((model.uuid, model.filename, HipModelData.DEFAULT_FILENAME))
             checkpoint = {"file": HipModelData.DEFAULT_FILENAME, "sha256": model.sha256}
-        payload = {
-            "schema": "aiida-hip-worker/1",
-            "stage": self._stage,
-            "level": level,
-            "settings": settings,
-            "checkpoint": checkpoint,
-            "threads": self.inputs.metadata.options.threads,
-            "reactions": [self.reaction_entry()],
-        }
+        text = input_text(
+            self._stage,
+            [self.reaction_entry()],
+            level=level,
+            settings=settings,
+            checkpoint=checkpoint,
+            threads=self.inputs.metadata.options.threads,
+        )
         with folder.open(self.inputs.metadata.options.input_filename, "w") as handle:
-            json.dump(payload, handle, indent=1, default=_jsonable)
+            handle.write(text)
 
         codeinfo = datastructures.CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
@@ -184,11 +183,3 @@ class HipStageCalculation(CalcJob):
         calcinfo.local_copy_list = local_copy_list
         calcinfo.retrieve_list = [self.inputs.metadata.options.output_filename, "results.json", "arrays.npz"]
         return calcinfo
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__} into the worker input")

@@ -10,6 +10,7 @@ from aiida import orm
 from aiida.parsers import Parser
 
 from ..calcjobs.base import structure_from_dict
+from ..worker.io import jsonable
 
 #: worker outcome -> CalcJob exit code label
 OUTCOME_EXIT_CODES = {
@@ -108,15 +109,9 @@ class HipStageParser(Parser):
             "model": results.get("model"),
             **summary,
         }
-        self.out("output_parameters", orm.Dict(json.loads(json.dumps(parameters, default=_plain))))
+        self.out("output_parameters", orm.Dict(json.loads(json.dumps(parameters, default=jsonable))))
 
         label = OUTCOME_EXIT_CODES.get(entry["outcome"])
         if label is not None:
             return getattr(self.exit_codes, label).format(error=entry.get("message", ""))
         return None
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)

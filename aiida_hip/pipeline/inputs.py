@@ -66,6 +66,18 @@ def check_reaction(reactant: Atoms, product: Atoms) -> None:
         raise ReactionInputError("reactant and product are the same geometry: there is no reaction to search")
 
 
+def check_elements(atoms: Atoms, evaluator, role: str = "structure") -> None:
+    """Every element of ``atoms`` is one the level's HIP model knows (nothing to check without a model)."""
+    if not evaluator.level.uses_model:
+        return
+    supported = set(evaluator.model.config.elements)
+    missing = sorted(set(atoms.numbers.tolist()) - supported)
+    if missing:
+        raise ReactionInputError(
+            f"{role}: elements {missing} are not supported by the HIP model (it knows {sorted(supported)})"
+        )
+
+
 def read_reaction(reactant_path: str | Path, product_path: str | Path) -> tuple[Atoms, Atoms]:
     reactant = read_structure(reactant_path, "reactant")
     product = read_structure(product_path, "product")

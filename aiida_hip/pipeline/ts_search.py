@@ -23,7 +23,7 @@ from .calculators import Evaluator, Level
 from .endpoints import compare_endpoints, same_molecule
 from .freq import run_freq
 from .gsm import GSMSettings, run_path
-from .inputs import ReactionInputError, check_reaction
+from .inputs import check_elements, check_reaction
 from .irc import IRCSettings, run_irc
 from .opt import OptSettings, run_opt
 from .sella_route import SellaSettings, geodesic_guess, run_sella_irc, run_sella_tsopt
@@ -116,13 +116,7 @@ def ts_search(
     level = level or Level()
     settings = settings or TSSearchSettings()
     evaluator = evaluator or Evaluator(level)
-    if level.uses_model:
-        supported = set(evaluator.model.config.elements)
-        missing = sorted(set(reactant.numbers.tolist()) - supported)
-        if missing:
-            raise ReactionInputError(
-                f"elements {missing} are not supported by the HIP model (it knows {sorted(supported)})"
-            )
+    check_elements(reactant, evaluator, "reactant")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda stage, message: None)

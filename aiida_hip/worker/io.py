@@ -144,16 +144,24 @@ def read_input(path: str | Path) -> WorkerInput:
     )
 
 
-def write_input(
-    path: str | Path,
+def jsonable(value):
+    """``json.dumps(default=...)`` for NumPy scalars and arrays (everything else is refused)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def input_text(
     stage: str,
     reactions: list[dict],
     level: dict | None = None,
     settings: dict | None = None,
     checkpoint: dict | None = None,
     threads: int | None = 1,
-) -> Path:
-    """Write a worker input file (what a CalcJob does in ``prepare_for_submission``)."""
+) -> str:
+    """The worker input file's content (``write_input`` and the CalcJobs both write this)."""
     if stage not in STAGES:
         raise WorkerInputError(f"unknown stage {stage!r}; expected one of {STAGES}")
     payload = {
@@ -165,8 +173,21 @@ def write_input(
         "threads": threads,
         "reactions": reactions,
     }
+    return json.dumps(payload, indent=1, default=jsonable)
+
+
+def write_input(
+    path: str | Path,
+    stage: str,
+    reactions: list[dict],
+    level: dict | None = None,
+    settings: dict | None = None,
+    checkpoint: dict | None = None,
+    threads: int | None = 1,
+) -> Path:
+    """Write a worker input file (the content of :func:`input_text`)."""
     path = Path(path)
-    path.write_text(json.dumps(payload, indent=1))
+    path.write_text(input_text(stage, reactions, level, settings, checkpoint, threads))
     return path
 
 

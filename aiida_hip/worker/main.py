@@ -21,6 +21,7 @@ from .io import (
     SCHEMA,
     WorkerInput,
     WorkerInputError,
+    jsonable,
     read_input,
 )
 
@@ -74,16 +75,13 @@ def _make_evaluator(job: WorkerInput, base: Path):
 
 
 def _check_elements(reaction, evaluator) -> None:
-    if not evaluator.level.uses_model:
-        return
-    supported = set(evaluator.model.config.elements)
+    from ..pipeline.inputs import ReactionInputError, check_elements
+
     for role in reaction.structures:
-        atoms = reaction.atoms(role)
-        missing = sorted(set(atoms.numbers.tolist()) - supported)
-        if missing:
-            raise WorkerInputError(
-                f"{role} has elements {missing} that the HIP model does not know (it knows {sorted(supported)})"
-            )
+        try:
+            check_elements(reaction.atoms(role), evaluator, role)
+        except ReactionInputError as exc:
+            raise WorkerInputError(str(exc)) from exc
 
 
 def run_worker(input_file: str | Path, output_dir: str | Path | None = None) -> int:
@@ -96,7 +94,7 @@ def run_worker(input_file: str | Path, output_dir: str | Path | None = None) -> 
 
     def finish(code: int) -> int:
         results["wall_time_s"] = time.perf_counter() - t0
-        (out / RESULTS_FILE).write_text(json.dumps(results, indent=1, default=_jsonable))
+        (out / RESULTS_FILE).write_text(json.dumps(results, indent=1, default=jsonable))
         return code
 
     try:
@@ -164,14 +162,6 @@ def run_worker(input_file: str | Path, output_dir: str | Path | None = None) -> 
         results["status"] = "running" if index + 1 < len(job.reactions) else "done"
         finish(EXIT_OK)
     return EXIT_OK
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def main(argv: list[str] | None = None) -> int:
