@@ -47,9 +47,17 @@ class HipPathCalculation(HipStageCalculation):
 
 
 def validate_pair(reactant: orm.StructureData | None, product: orm.StructureData | None) -> str | None:
-    """Reactant and product: same elements in the same atom order (atom-mapped geometries)."""
+    """Reactant and product make one reaction (same atoms in the same order, sane, not identical):
+    the pipeline's own check, run on the nodes before anything is launched."""
     if reactant is None or product is None:
         return None
+    from ..pipeline.inputs import ReactionInputError, check_reaction
+
+    try:
+        check_reaction(reactant.get_ase(), product.get_ase())
+    except ReactionInputError as exc:
+        return str(exc)
+    return None
     r = [reactant.get_kind(s.kind_name).symbol for s in reactant.sites]
     p = [product.get_kind(s.kind_name).symbol for s in product.sites]
     if len(r) != len(p):
