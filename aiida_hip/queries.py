@@ -1,7 +1,9 @@
 """L7: QueryBuilder functions over the TS database, shared by the ``aiida-hip`` commands and users.
 
 Everything is read from provenance: the ``hip.ts_search`` work chain nodes, their
-``output_parameters`` and ``ts`` outputs, and the CalcJobs they called. There is no side table.
+``output_parameters`` and ``ts`` outputs, and the CalcJobs they called; for packed jobs the
+``hip.ts_batch`` CalcJobs and their ``results.<name>`` / ``transition_states.<name>`` outputs.
+There is no side table.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 from aiida import orm
 
 TS_SEARCH_PROCESS_TYPE = "aiida.workflows:hip.ts_search"
+TS_BATCH_PROCESS_TYPE = "aiida.calculations:hip.ts_batch"
 ROW_KEYS = (
     "pk",
     "reaction",
@@ -22,6 +25,7 @@ ROW_KEYS = (
     "route",
     "ts_pk",
     "model_sha256",
+    "job_pk",
     "ctime",
 )
 
@@ -57,6 +61,55 @@ def ts_search_query(group: str | None = None) -> orm.QueryBuilder:
     return qb
 
 
+def _job_query(group: str | None, tag_output: str, output_type) -> orm.QueryBuilder:
+    """``hip.ts_batch`` jobs (optionally in ``group``) with their outputs whose link label starts ``tag_output``."""
+    qb = orm.QueryBuilder()
+    project = ["id", "ctime"]
+    if group is not None:
+        qb.append(orm.Group, filters={"label": group}, tag="group")
+        qb.append(orm.CalcJobNode, with_group="group", filters={"process_type": TS_BATCH_PROCESS_TYPE}, tag="job")
+    else:
+        qb.append(orm.CalcJobNode, filters={"process_type": TS_BATCH_PROCESS_TYPE}, tag="job")
+    qb.add_projection("job", project)
+    qb.append(
+        output_type,
+        with_incoming="job",
+        edge_filters={"label": {"like": f"{tag_output}__%"}},
+        edge_project=["label"],
+        project=["id", "attributes"] if output_type is orm.Dict else ["id"],
+    )
+    qb.order_by({"job": {"id": "asc"}})
+    return qb
+
+
+def packed_rows(group: str | None = None) -> list[dict[str, Any]]:
+    """One row per reaction of the packed ``hip.ts_batch`` jobs; ``pk`` is the reaction's result ``Dict``."""
+    ts = {
+        (job_pk, label.split("__", 1)[1]): ts_pk
+        for job_pk, _, ts_pk, label in _job_query(group, "transition_states", orm.StructureData).all()
+    }
+    rows = []
+    for job_pk, ctime, pk, data, label in _job_query(group, "results", orm.Dict).all():
+        name = label.split("__", 1)[1]
+        rows.append(
+            {
+                "pk": pk,
+                "reaction": data.get("reaction") or name,
+                "status": data.get("status") or "unknown",
+                "barrier_forward_ev": data.get("barrier_forward_ev"),
+                "barrier_reverse_ev": data.get("barrier_reverse_ev"),
+                "imaginary_frequency_cm1": data.get("imaginary_frequency_cm1"),
+                "irc_intended": data.get("irc_intended"),
+                "route": data.get("route"),
+                "ts_pk": ts.get((job_pk, name)),
+                "model_sha256": (data.get("model") or {}).get("sha256"),
+                "job_pk": job_pk,
+                "ctime": ctime.isoformat(timespec="seconds"),
+            }
+        )
+    return rows
+
+
 def _status(state: str | None, exit_status: int | None, parameters: dict | None) -> str:
     if parameters and parameters.get("status"):
         return parameters["status"]
@@ -70,7 +123,8 @@ def _status(state: str | None, exit_status: int | None, parameters: dict | None)
 def reaction_rows(
     status: str | None = None, barrier_max: float | None = None, group: str | None = None
 ) -> list[dict[str, Any]]:
-    """One row per TS search: status, barriers (eV), imaginary frequency (cm^-1), IRC verdict, TS pk."""
+    """One row per TS search (work chain or packed job's reaction): status, barriers (eV), imaginary
+    frequency (cm^-1), IRC verdict, TS pk."""
     rows = []
     for pk, label, state, exit_status, ctime, parameters, ts_pk in ts_search_query(group).all():
         parameters = parameters or {}
@@ -85,19 +139,26 @@ def reaction_rows(
             "route": parameters.get("route"),
             "ts_pk": ts_pk,
             "model_sha256": (parameters.get("model") or {}).get("sha256"),
+            "job_pk": None,
             "ctime": ctime.isoformat(timespec="seconds"),
         }
-        if status is not None and row["status"] != status:
-            continue
-        if barrier_max is not None and (row["barrier_forward_ev"] is None or row["barrier_forward_ev"] > barrier_max):
-            continue
         rows.append(row)
-    return rows
+    rows.extend(packed_rows(group))
+
+    def keep(row: dict) -> bool:
+        barrier = row["barrier_forward_ev"]
+        return (status is None or row["status"] == status) and (
+            barrier_max is None or (barrier is not None and barrier <= barrier_max)
+        )
+
+    return [row for row in rows if keep(row)]
 
 
 def reaction_detail(pk: int) -> dict[str, Any]:
     """Everything about one TS search: its row, summary, outputs and the CalcJobs it ran, in order."""
     node = orm.load_node(pk)
+    if isinstance(node, orm.Dict):
+        return _packed_detail(node)
     if node.process_type != TS_SEARCH_PROCESS_TYPE:
         raise ValueError(f"node {pk} is a {node.process_label or type(node).__name__}, not a hip.ts_search")
     parameters = node.outputs.output_parameters.get_dict() if "output_parameters" in node.outputs else {}
@@ -131,6 +192,42 @@ def reaction_detail(pk: int) -> dict[str, Any]:
         "summary": parameters,
         "outputs": outputs,
         "stages": stages,
+    }
+
+
+def _packed_detail(result: orm.Dict) -> dict[str, Any]:
+    """A packed job's reaction: its result ``Dict`` (``pk``), the job and the job's TS output."""
+    creator = result.creator
+    if creator is None or creator.process_type != TS_BATCH_PROCESS_TYPE:
+        raise ValueError(f"node {result.pk} is a Dict but not a reaction result of a hip.ts_batch job")
+    link = result.base.links.get_incoming(node_class=orm.CalcJobNode).one()
+    name = link.link_label.split("__", 1)[1]
+    outputs = {"results": f"Dict<{result.pk}>"}
+    ts_links = creator.base.links.get_outgoing(link_label_filter=f"transition_states__{name}").all()
+    if ts_links:
+        outputs["ts"] = f"StructureData<{ts_links[0].node.pk}>"
+    job_parameters = creator.outputs.output_parameters.get_dict() if "output_parameters" in creator.outputs else {}
+    return {
+        "pk": result.pk,
+        "reaction": result.get("reaction") or name,
+        "process_state": creator.process_state.value if creator.process_state else None,
+        "exit_status": creator.exit_status,
+        "exit_message": creator.exit_message,
+        "summary": result.get_dict(),
+        "outputs": outputs,
+        "stages": [
+            {
+                "pk": creator.pk,
+                "process": creator.process_label,
+                "label": creator.label,
+                "exit_status": creator.exit_status,
+                "exit_message": creator.exit_message,
+                "outcome": result.get("outcome"),
+                "wall_time_s": result.get("wall_time_s_worker"),
+                "computer": creator.computer.label if creator.computer else None,
+                "reactions_in_job": job_parameters.get("n_reactions"),
+            }
+        ],
     }
 
 

@@ -1,5 +1,6 @@
 # Sourced by the entry scripts: keep every cache and config inside the repository, never in $HOME.
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$root/.venv/bin:$PATH"
 export AIIDA_PATH="${AIIDA_PATH:-$root/.aiida}"
 export MPLCONFIGDIR="${MPLCONFIGDIR:-$root/.cache/matplotlib}"
 export TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-$root/.cache/torchinductor}"

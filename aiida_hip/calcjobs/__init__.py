@@ -1,6 +1,7 @@
 """L5: AiiDA CalcJobs that stage inputs and run ``aiida-hip-worker`` (entry points ``hip.*``)."""
 
 from .base import HipStageCalculation, structure_from_dict, structure_to_dict, validate_molecule
+from .batch import HipTSBatchCalculation
 from .stages import (
     HipDFTCalculation,
     HipFreqCalculation,
@@ -18,6 +19,7 @@ __all__ = [
     "HipOptCalculation",
     "HipPathCalculation",
     "HipStageCalculation",
+    "HipTSBatchCalculation",
     "HipTSOptCalculation",
     "structure_from_dict",
     "structure_to_dict",

@@ -153,6 +153,10 @@ class HipStageCalculation(CalcJob):
         }
         return {"name": self.node.label or f"{self._stage}-{self.node.pk}", "structures": structures}
 
+    def reaction_entries(self) -> list[dict]:
+        """Every reaction of this job (one here; a packed job carries many)."""
+        return [self.reaction_entry()]
+
     def prepare_for_submission(self, folder):
         level = self.inputs.parameters.get_dict() if "parameters" in self.inputs else {}
         settings = self.inputs.settings.get_dict() if "settings" in self.inputs else {}
@@ -164,7 +168,7 @@ class HipStageCalculation(CalcJob):
             checkpoint = {"file": HipModelData.DEFAULT_FILENAME, "sha256": model.sha256}
         text = input_text(
             self._stage,
-            [self.reaction_entry()],
+            self.reaction_entries(),
             level=level,
             settings=settings,
             checkpoint=checkpoint,

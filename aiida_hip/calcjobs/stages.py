@@ -58,17 +58,6 @@ def validate_pair(reactant: orm.StructureData | None, product: orm.StructureData
     except ReactionInputError as exc:
         return str(exc)
     return None
-    r = [reactant.get_kind(s.kind_name).symbol for s in reactant.sites]
-    p = [product.get_kind(s.kind_name).symbol for s in product.sites]
-    if len(r) != len(p):
-        return f"reactant has {len(r)} atoms but product has {len(p)}: they must hold the same atoms"
-    if r != p:
-        first = next(i for i, (a, b) in enumerate(zip(r, p, strict=True)) if a != b)
-        return (
-            "reactant and product must list the same elements in the same atom order "
-            f"(atom {first}: {r[first]} vs {p[first]})"
-        )
-    return None
 
 
 class HipTSOptCalculation(HipStageCalculation):

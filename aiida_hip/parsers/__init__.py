@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 from aiida import orm
+from aiida.engine import ExitCode
 from aiida.parsers import Parser
 
 from ..calcjobs.base import structure_from_dict
@@ -42,7 +43,8 @@ def trajectory_from_frames(frames: list[dict], energies: np.ndarray | None = Non
 class HipStageParser(Parser):
     """Parses any HIP stage: structures, Hessian/frequencies/modes, tangent, trajectories, parameters."""
 
-    def parse(self, **kwargs):
+    def _load(self):
+        """``(results, arrays)`` from the retrieved folder, or the exit code that says why not."""
         try:
             retrieved = self.retrieved
         except Exception:
@@ -57,17 +59,28 @@ class HipStageParser(Parser):
                 content = retrieved.base.repository.get_object_content("arrays.npz", mode="rb")
                 with np.load(io.BytesIO(content), allow_pickle=False) as data:
                     arrays = {key: data[key] for key in data.files}
-            if not isinstance(results, dict):
-                raise TypeError(f"results.json holds a {type(results).__name__}, not an object")
-            error = results.get("error")
-            entry = None if error else results["reactions"][0]
-        except (ValueError, KeyError, IndexError, TypeError, OSError) as exc:
+            if not isinstance(results, dict) or not isinstance(results.get("reactions", []), list):
+                raise TypeError("results.json is not a worker results object")
+        except (ValueError, KeyError, TypeError, OSError) as exc:
             return self.exit_codes.ERROR_OUTPUT_CORRUPT.format(error=f"{type(exc).__name__}: {exc}")
-        if error:
-            label = "ERROR_INVALID_WORKER_INPUT" if error.get("type") == "invalid_input" else "ERROR_WORKER_CRASHED"
-            self.out("output_parameters", orm.Dict({"outcome": error.get("type"), "message": error.get("message")}))
-            return getattr(self.exit_codes, label).format(error=error.get("message", ""))
+        return results, arrays
 
+    def _worker_error(self, error: dict):
+        label = "ERROR_INVALID_WORKER_INPUT" if error.get("type") == "invalid_input" else "ERROR_WORKER_CRASHED"
+        self.out("output_parameters", orm.Dict({"outcome": error.get("type"), "message": error.get("message")}))
+        return getattr(self.exit_codes, label).format(error=error.get("message", ""))
+
+    def parse(self, **kwargs):
+        loaded = self._load()
+        if isinstance(loaded, ExitCode):
+            return loaded
+        results, arrays = loaded
+        error = results.get("error")
+        if error:
+            return self._worker_error(error)
+        if not results.get("reactions"):
+            return self.exit_codes.ERROR_OUTPUT_CORRUPT.format(error="results.json lists no reaction")
+        entry = results["reactions"][0]
         ports = self.node.process_class.spec().outputs
         for role, structure in (entry.get("structures") or {}).items():
             if role in ports:
@@ -114,4 +127,59 @@ class HipStageParser(Parser):
         label = OUTCOME_EXIT_CODES.get(entry["outcome"])
         if label is not None:
             return getattr(self.exit_codes, label).format(error=entry.get("message", ""))
+        return None
+
+
+def _plain(data: dict) -> dict:
+    """NumPy scalars and arrays -> JSON types, so a ``Dict`` node can hold the data."""
+    return json.loads(json.dumps(data, default=jsonable))
+
+
+class HipTSBatchParser(HipStageParser):
+    """Parses a packed ``hip.ts_batch`` job: one ``results.<name>`` per reaction the worker finished."""
+
+    def parse(self, **kwargs):
+        from ..calcjobs.batch import link_label, summarize_rows, summary_row
+
+        loaded = self._load()
+        if isinstance(loaded, ExitCode):
+            return loaded
+        results, _ = loaded
+        if results.get("error"):
+            return self._worker_error(results["error"])
+        expected = sorted(self.node.inputs.reactants) if "reactants" in self.node.inputs else []
+        done: dict[str, dict] = {}
+        for entry in results.get("reactions") or []:
+            name = entry.get("name")
+            if name not in expected:
+                continue
+            data = {
+                **(entry.get("summary") or {}),
+                "reaction": name,
+                "outcome": entry.get("outcome"),
+                "wall_time_s_worker": entry.get("wall_time_s"),
+                "model": results.get("model"),
+            }
+            if not entry.get("summary"):  # crashed or rejected before the search began
+                data.update(status=entry.get("outcome"), message=entry.get("message", ""), ts_found=False)
+            done[name] = _plain(data)
+            self.out(f"results.{link_label(name)}", orm.Dict(done[name]))
+            ts = (entry.get("structures") or {}).get("ts")
+            if ts is not None:
+                self.out(f"transition_states.{link_label(name)}", structure_from_dict(ts))
+        rows = [summary_row(name, done.get(name)) for name in expected]
+        summary = summarize_rows(rows) | {
+            "n_done": len(done),
+            "worker_wall_time_s": results.get("wall_time_s"),
+            "level": results.get("level"),
+            "model": results.get("model"),
+        }
+        self.out("output_parameters", orm.Dict(_plain(summary)))
+        if len(done) < len(expected):
+            return self.exit_codes.ERROR_BATCH_INCOMPLETE.format(done=len(done), total=len(expected))
+        if done and all(data["outcome"] in ("error", "invalid_input") for data in done.values()):
+            first = next(iter(done.values()))
+            return self.exit_codes.ERROR_WORKER_CRASHED.format(
+                error=f"every reaction failed; first: {first.get('message', '')}"
+            )
         return None

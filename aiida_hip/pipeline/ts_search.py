@@ -45,10 +45,15 @@ class TSSearchSettings:
     #: ``auto``: pysisyphus, then Sella when the first found no TS or its IRC was not the intended one.
     route: str = "auto"
     sella: SellaSettings = field(default_factory=SellaSettings)
+    #: which Hessian judges the TS: the level's (``None``) or ``exact`` (autograd for HIP, finite
+    #: differences for xTB), as the AiiDA protocols' ``freq_hessian``
+    freq_hessian: str | None = None
 
     def __post_init__(self) -> None:
         if self.route not in ("pysisyphus", "sella", "auto"):
             raise ValueError(f"route must be pysisyphus, sella or auto, got {self.route!r}")
+        if self.freq_hessian not in (None, "level", "exact"):
+            raise ValueError(f"freq_hessian must be 'level' or 'exact', got {self.freq_hessian!r}")
 
     @classmethod
     def with_convergence(cls, name: str, **kwargs) -> TSSearchSettings:
@@ -205,7 +210,12 @@ def ts_search(
 
         result.stage_reached = "freq"
         freq = run_freq(
-            ts.ts, evaluator, "ts", imaginary_threshold=settings.imaginary_threshold, workdir=out / f"04_freq{suffix}"
+            ts.ts,
+            evaluator,
+            "ts",
+            hessian=evaluator.level.exact_hessian if settings.freq_hessian == "exact" else None,
+            imaginary_threshold=settings.imaginary_threshold,
+            workdir=out / f"04_freq{suffix}",
         )
         result.stages[f"freq{suffix}"] = freq.summary()
         result.wall_time_s[f"freq{suffix}"] = freq.wall_time_s

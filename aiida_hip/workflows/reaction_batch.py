@@ -1,9 +1,12 @@
 """``hip.reaction_batch``: many reactions, at most ``max_concurrent`` TS searches at a time, one summary.
 
-Reactions come as two namespaces keyed by reaction name (``reactants.<name>``, ``products.<name>``);
-``ReactionBatchWorkChain.get_builder_from_folder`` reads a folder of pairs. Every TS search is a
-``hip.ts_search`` child labelled with its reaction name and, with ``group_label``, added to that
-group. A reaction whose search fails is reported in the summary, never dropped.
+Reactions come as two namespaces keyed by reaction name (``reactants.<name>``, ``products.<name>``).
+With ``reactions_per_job`` 1 every TS search is a ``hip.ts_search`` child (one CalcJob per stage,
+restart handlers, the richest provenance), labelled with its reaction name. With more, reactions are
+packed into ``hip.ts_batch`` jobs of that size (one model load and one queue wait per job, the form
+for thousands of reactions on a cluster); reactions a killed job did not finish go into a new job,
+once. With ``group_label`` the searches (or jobs) go into that group. A reaction whose search fails
+is reported in the summary, never dropped.
 """
 
 from __future__ import annotations
@@ -12,48 +15,83 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import WorkChain, append_, calcfunction, while_
 
-from ..calcjobs import validate_molecule
+from ..calcjobs import HipTSBatchCalculation
+from ..calcjobs.batch import link_label, summarize_rows, summary_row, validate_molecules
+from .resume import SubmitOnceMixin
 from .ts_search import TransitionStateWorkChain
+
+#: a packed job's reactions that got no result are packed again this many times at most
+MAX_JOB_ATTEMPTS = 2
 
 
 @calcfunction
 def summarize_batch(names: orm.List, **results) -> orm.Dict:
     """One row per reaction (in input order) from the TS searches' ``output_parameters``."""
-    rows, counts = [], {}
-    for name in names.get_list():
-        node = results.get(name)
-        data = node.get_dict() if node is not None else {"status": "no_result"}
-        row = {
-            "reaction": name,
-            "status": data.get("status"),
-            "route": data.get("route"),
-            "barrier_forward_ev": data.get("barrier_forward_ev"),
-            "barrier_reverse_ev": data.get("barrier_reverse_ev"),
-            "imaginary_frequency_cm1": data.get("imaginary_frequency_cm1"),
-            "irc_intended": data.get("irc_intended", False),
-            "message": data.get("message", ""),
-        }
-        rows.append(row)
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-    return orm.Dict(
-        {
-            "n_reactions": len(rows),
-            "n_success": counts.get("success", 0),
-            "counts": counts,
-            "reactions": rows,
-        }
+    rows = [summary_row(name, results[name].get_dict() if name in results else None) for name in names.get_list()]
+    return orm.Dict(summarize_rows(rows))
+
+
+def packed_settings(inputs: dict) -> dict:
+    """The pipeline's ``TSSearchSettings`` (as a dict) from ``hip.ts_search`` inputs: the protocol's
+    per-stage settings folded into the one settings mapping of a ``hip.ts_batch`` job."""
+
+    def settings(*path: str) -> dict:
+        node = inputs
+        for key in path:
+            node = node.get(key) if node is not None else None
+        return node.get_dict() if node is not None else {}
+
+    opt, path, tsopt, irc = (
+        settings("opt", "settings"),
+        settings("path", "settings"),
+        settings("tsopt", "tsopt", "settings"),
+        settings("irc", "settings"),
     )
+    out = {
+        "route": inputs["route"].value if "route" in inputs else "auto",
+        "optimize_endpoints": inputs["optimize_endpoints"].value if "optimize_endpoints" in inputs else True,
+        "run_irc": inputs["run_irc"].value if "run_irc" in inputs else True,
+    }
+    for key, source in (
+        ("endpoint_opt", opt.get("opt")),
+        ("gsm", path.get("gsm")),
+        ("tsopt", tsopt.get("tsopt")),
+        ("sella", tsopt.get("sella")),
+        ("freq_hessian", tsopt.get("freq_hessian")),
+        ("imaginary_threshold", tsopt.get("imaginary_threshold")),
+        ("irc", irc.get("irc")),
+    ):
+        if source is not None:
+            out[key] = source
+    return out
 
 
-class ReactionBatchWorkChain(WorkChain):
+class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
     """TS searches for a batch of reactions, throttled, ending with a summary ``Dict``."""
 
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input_namespace("reactants", valid_type=orm.StructureData, dynamic=True, validator=_validate_molecules)
-        spec.input_namespace("products", valid_type=orm.StructureData, dynamic=True, validator=_validate_molecules)
-        spec.input("max_concurrent", valid_type=orm.Int, default=lambda: orm.Int(4))
+        spec.input_namespace("reactants", valid_type=orm.StructureData, dynamic=True, validator=validate_molecules)
+        spec.input_namespace("products", valid_type=orm.StructureData, dynamic=True, validator=validate_molecules)
+        spec.input(
+            "max_concurrent",
+            valid_type=orm.Int,
+            default=lambda: orm.Int(4),
+            help="At most this many TS searches (or, packed, jobs) run at once.",
+        )
+        spec.input(
+            "reactions_per_job",
+            valid_type=orm.Int,
+            default=lambda: orm.Int(1),
+            help="1: one hip.ts_search work chain per reaction; more: hip.ts_batch jobs of this many reactions.",
+        )
+        spec.input(
+            "pack",
+            valid_type=orm.Bool,
+            default=lambda: orm.Bool(False),
+            help="Packed hip.ts_batch jobs even with reactions_per_job 1 (one reaction per job, no stage jobs).",
+        )
         spec.input(
             "group_label",
             valid_type=orm.Str,
@@ -84,6 +122,16 @@ class ReactionBatchWorkChain(WorkChain):
                 return f"reaction {name!r}: {error}"
         if value.get("max_concurrent") is not None and value["max_concurrent"].value < 1:
             return "max_concurrent must be at least 1"
+        per_job = value.get("reactions_per_job")
+        if per_job is not None and per_job.value < 1:
+            return "reactions_per_job must be at least 1"
+        pack = value.get("pack")
+        if (per_job is not None and per_job.value > 1) or (pack is not None and pack.value):
+            search = value.get("ts_search", {})
+            if search.get("run_dft") is not None and search["run_dft"].value:
+                return "DFT verification runs per reaction: use reactions_per_job 1 with run_dft"
+            if not search.get("path", {}).get("code"):
+                return "packed jobs take code, parameters, model and options from ts_search.path: give its code"
         return None
 
     @classmethod
@@ -97,8 +145,10 @@ class ReactionBatchWorkChain(WorkChain):
         options: dict | None = None,
         max_concurrent: int = 4,
         group_label: str | None = None,
+        reactions_per_job: int = 1,
     ):
-        """A batch builder: every reaction gets ``hip.ts_search`` inputs from the same protocol."""
+        """A batch builder: every reaction gets ``hip.ts_search`` inputs from the same protocol
+        (packed jobs, ``reactions_per_job`` > 1, take the same settings)."""
         if not reactions:
             raise ValueError("the batch is empty: give at least one reaction")
         first = next(iter(reactions.values()))
@@ -113,13 +163,17 @@ class ReactionBatchWorkChain(WorkChain):
         builder.reactants = {name: pair[0] for name, pair in reactions.items()}
         builder.products = {name: pair[1] for name, pair in reactions.items()}
         builder.max_concurrent = orm.Int(max_concurrent)
+        builder.reactions_per_job = orm.Int(reactions_per_job)
         if group_label:
             builder.group_label = orm.Str(group_label)
         return builder
 
     def setup(self):
         self.ctx.pending = sorted(self.inputs.reactants)
+        self.ctx.packed = self.inputs.reactions_per_job.value > 1 or self.inputs.pack.value
         self.ctx.searches = []
+        self.ctx.jobs = []
+        self.ctx.attempts = {}  # reaction -> packed jobs it was in
         self.ctx.group = None
         if "group_label" in self.inputs:
             self.ctx.group, _ = orm.Group.collection.get_or_create(self.inputs.group_label.value)
@@ -128,6 +182,8 @@ class ReactionBatchWorkChain(WorkChain):
         return bool(self.ctx.pending)
 
     def submit_next(self):
+        if self.ctx.packed:
+            return self._submit_jobs()
         base = AttributeDict(self.exposed_inputs(TransitionStateWorkChain, namespace="ts_search"))
         chunk, self.ctx.pending = (
             self.ctx.pending[: self.inputs.max_concurrent.value],
@@ -136,45 +192,99 @@ class ReactionBatchWorkChain(WorkChain):
         for name in chunk:
             inputs = AttributeDict(base)
             inputs.reactant, inputs.product = self.inputs.reactants[name], self.inputs.products[name]
-            inputs.metadata = {"label": name, "call_link_label": f"ts_search_{_link(name)}"}
-            node = self.submit(TransitionStateWorkChain, **inputs)
+            inputs.metadata = {"label": name, "call_link_label": f"ts_search_{link_label(name)}"}
+            node = self.submit_once(TransitionStateWorkChain, **inputs)
             self.to_context(searches=append_(node))
             self.report(f"{name}: TransitionStateWorkChain<{node.pk}>")
+        return None
+
+    def _submit_jobs(self):
+        """Up to ``max_concurrent`` ``hip.ts_batch`` jobs of ``reactions_per_job`` reactions each."""
+        search = self.exposed_inputs(TransitionStateWorkChain, namespace="ts_search")
+        path = search["path"]
+        settings = packed_settings(search)
+        per_job, max_jobs = self.inputs.reactions_per_job.value, self.inputs.max_concurrent.value
+        # the stage's scheduler options (resources, GPU requests, walltime, ...), not its parser
+        options = {k: v for k, v in path.get("metadata", {}).get("options", {}).items() if k != "parser_name"}
+        for _ in range(max_jobs):
+            if not self.ctx.pending:
+                break
+            names, self.ctx.pending = self.ctx.pending[:per_job], self.ctx.pending[per_job:]
+            index = len(self.ctx.jobs)
+            inputs = AttributeDict(
+                {
+                    "code": path["code"],
+                    "settings": orm.Dict(settings),
+                    "reactants": {name: self.inputs.reactants[name] for name in names},
+                    "products": {name: self.inputs.products[name] for name in names},
+                    "metadata": {
+                        "label": f"ts_batch {index}: {names[0]} .. {names[-1]}",
+                        "call_link_label": f"ts_batch_{index}",
+                        "options": options,
+                    },
+                }
+            )
+            for key in ("parameters", "model"):
+                if key in path:
+                    inputs[key] = path[key]
+            for name in names:
+                self.ctx.attempts[name] = self.ctx.attempts.get(name, 0) + 1
+            node = self.submit_once(HipTSBatchCalculation, **inputs)
+            self.ctx.jobs.append(node.uuid)
+            self.to_context(**{f"job_{index}": node})
+            self.report(f"HipTSBatchCalculation<{node.pk}>: {len(names)} reactions ({', '.join(names)})")
+        return None
 
     def collect(self):
+        if self.ctx.packed:
+            done = self._packed_results()[0]
+            if self.ctx.group is not None:
+                self.ctx.group.add_nodes([orm.load_node(uuid) for uuid in self.ctx.jobs])
+            missing = [
+                name
+                for name in sorted(self.inputs.reactants)
+                if name not in done and name not in self.ctx.pending and self.ctx.attempts.get(name, 0) > 0
+            ]
+            retry = [name for name in missing if self.ctx.attempts[name] < MAX_JOB_ATTEMPTS]
+            if retry:
+                self.report(f"packing again the {len(retry)} reaction(s) a job did not finish: {', '.join(retry)}")
+                self.ctx.pending = sorted(set(self.ctx.pending) | set(retry))
+            return
         if self.ctx.group is not None:
             done = [node for node in self.ctx.searches if node.is_terminated]
             self.ctx.group.add_nodes(done)
 
+    def _packed_results(self) -> tuple[dict[str, orm.Dict], dict[str, orm.StructureData]]:
+        """Each reaction's result (and TS) from the finished jobs; the latest job wins."""
+        results, structures = {}, {}
+        for uuid in self.ctx.jobs:
+            node = orm.load_node(uuid)
+            for link in node.base.links.get_outgoing(link_label_filter="results__%").all():
+                results[link.link_label.split("__", 1)[1]] = link.node
+            for link in node.base.links.get_outgoing(link_label_filter="transition_states__%").all():
+                structures[link.link_label.split("__", 1)[1]] = link.node
+        return results, structures
+
     def results(self):
         names = sorted(self.inputs.reactants)
-        results = {}
-        for node in self.ctx.searches:
-            if "output_parameters" in node.outputs:
-                results[node.label] = node.outputs.output_parameters
-                self.out(f"results.{_link(node.label)}", node.outputs.output_parameters)
-            if "ts" in node.outputs:
-                self.out(f"transition_states.{_link(node.label)}", node.outputs.ts)
+        if self.ctx.packed:
+            results, structures = self._packed_results()
+        else:
+            results, structures = {}, {}
+            for node in self.ctx.searches:
+                if "output_parameters" in node.outputs:
+                    results[link_label(node.label)] = node.outputs.output_parameters
+                if "ts" in node.outputs:
+                    structures[link_label(node.label)] = node.outputs.ts
+        for name, node in results.items():
+            self.out(f"results.{name}", node)
+        for name, node in structures.items():
+            self.out(f"transition_states.{name}", node)
         summary = summarize_batch(
-            orm.List(names), **{_link(k): v for k, v in results.items()}, metadata={"call_link_label": "summary"}
+            orm.List([link_label(name) for name in names]), **results, metadata={"call_link_label": "summary"}
         )
         self.out("summary", summary)
         self.report(f"{summary['n_success']} of {summary['n_reactions']} reactions succeeded")
         if summary["n_success"] == 0:
             return self.exit_codes.ERROR_ALL_REACTIONS_FAILED.format(n=summary["n_reactions"])
         return None
-
-
-def _link(name: str) -> str:
-    """A reaction name as a valid link label (letters, digits, underscores)."""
-    import re
-
-    return re.sub(r"\W", "_", name)
-
-
-def _validate_molecules(value, _) -> str | None:
-    for name, structure in (value or {}).items():
-        error = validate_molecule(structure, None)
-        if error:
-            return f"{name}: {error}"
-    return None

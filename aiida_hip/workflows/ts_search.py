@@ -25,6 +25,7 @@ from ..calcjobs import (
 from ..data import HipModelData
 from .base import HipTSOptBaseWorkChain
 from .protocols import available_protocols, get_protocol_inputs
+from .resume import SubmitOnceMixin
 
 ROUTES = {"pysisyphus": ["pysisyphus"], "sella": ["sella"], "auto": ["pysisyphus", "sella"]}
 #: status -> exit code label of this work chain (``success`` = 0)
@@ -77,7 +78,7 @@ def summarize_ts_search(**kwargs) -> orm.Dict:
     return orm.Dict(summary)
 
 
-class TransitionStateWorkChain(WorkChain):
+class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
     """Find and verify the transition state of reactant -> product (atoms in the same order)."""
 
     @classmethod
@@ -269,7 +270,7 @@ class TransitionStateWorkChain(WorkChain):
         for role in ("reactant", "product"):
             inputs = self._stage_inputs(HipOptCalculation, "opt", f"opt_{role}")
             inputs.structure = self.inputs[role]
-            calcs[f"opt_{role}"] = self.submit(HipOptCalculation, **inputs)
+            calcs[f"opt_{role}"] = self.submit_once(HipOptCalculation, **inputs)
         self.report(f"minimising reactant<{calcs['opt_reactant'].pk}> and product<{calcs['opt_product'].pk}>")
         return ToContext(**calcs)
 
@@ -311,7 +312,7 @@ class TransitionStateWorkChain(WorkChain):
     def run_path(self):
         inputs = self._stage_inputs(HipPathCalculation, "path", "path")
         inputs.reactant, inputs.product = self.ctx.reactant, self.ctx.product
-        node = self.submit(HipPathCalculation, **inputs)
+        node = self.submit_once(HipPathCalculation, **inputs)
         self.report(f"path ({self.ctx.route}) <{node.pk}>")
         return ToContext(path_calc=node)
 
@@ -333,7 +334,7 @@ class TransitionStateWorkChain(WorkChain):
         settings = inputs.tsopt.settings.get_dict() if "settings" in inputs.tsopt else {}
         inputs.tsopt.settings = orm.Dict(settings | {"route": self.ctx.route})
         inputs.metadata = self._label("tsopt")
-        node = self.submit(HipTSOptBaseWorkChain, **inputs)
+        node = self.submit_once(HipTSOptBaseWorkChain, **inputs)
         self.report(f"TS optimisation ({self.ctx.route}) <{node.pk}>")
         return ToContext(tsopt_wc=node)
 
@@ -365,7 +366,7 @@ class TransitionStateWorkChain(WorkChain):
         tsopt = self.ctx.tsopt_wc.outputs
         inputs.ts, inputs.hessian = tsopt.ts, tsopt.hessian
         inputs.reactant, inputs.product = self.ctx.reactant, self.ctx.product
-        node = self.submit(HipIRCCalculation, **inputs)
+        node = self.submit_once(HipIRCCalculation, **inputs)
         self.report(f"IRC ({self.ctx.route}) <{node.pk}>")
         return ToContext(irc_calc=node)
 
@@ -386,7 +387,7 @@ class TransitionStateWorkChain(WorkChain):
     def run_dft(self):
         inputs = self._stage_inputs(HipDFTCalculation, "dft", "dft")
         inputs.structure = self.ctx.stage_nodes["tsopt"].outputs.ts
-        node = self.submit(HipDFTCalculation, **inputs)
+        node = self.submit_once(HipDFTCalculation, **inputs)
         self.report(f"DFT verification <{node.pk}>")
         return ToContext(dft_calc=node)
 

@@ -54,9 +54,11 @@ def test_dft_calcjob_checks_the_imaginary_count(aiida_profile, hip_code, structu
     assert results["hessian"].get_array("hessian").shape == (9, 9)
 
 
-def test_scheduler_options_pass_through_untouched(aiida_profile, hip_code, structure_of, tmp_path):
+def test_scheduler_options_pass_through_untouched(aiida_profile, hip_code, structure_of, tmp_path, monkeypatch):
     """A GPU request given to the protocol builder reaches every stage and the job script, unchanged."""
     from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)  # a dry run writes submit_test/ into the working directory
 
     from aiida_hip.workflows import TransitionStateWorkChain
 
