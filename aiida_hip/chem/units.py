@@ -24,6 +24,14 @@ HARTREE_PER_BOHR2_TO_EV_PER_ANGSTROM2: float = HARTREE_TO_EV / BOHR_TO_ANGSTROM*
 INVCM_TO_EV: float = _ase.invcm
 KB_EV_PER_K: float = _ase.kB
 
+#: SI constants for thermochemistry and rates (ASE's CODATA set, like everything here).
+PLANCK_JS: float = _ase._hplanck
+BOLTZMANN_JK: float = _ase._k
+EV_TO_J: float = _ase._e
+AMU_TO_KG: float = _ase._amu
+ANGSTROM_TO_M: float = 1e-10
+LIGHT_SPEED_CM_PER_S: float = _ase._c * 100.0
+
 # SI constants used to turn eigenvalues of the mass-weighted Hessian into wavenumbers.
 _EV_J = _ase._e
 _AMU_KG = _ase._amu

@@ -207,6 +207,10 @@ def run_geodesic_neb(
         except Exception as exc:  # the interpolator raises plain errors on odd inputs
             return failed_path(stopped("geodesic interpolation failed", exc), t0, method="geodesic")
         write(folder / "geodesic_path.xyz", images)
+        try:  # the unrelaxed path's energies: the fallback when the NEB diverges
+            geodesic_energies = np.array([evaluator.gradient(im.numbers, im.positions)["energy"] for im in images])
+        except Exception as exc:
+            return failed_path(stopped("the geodesic path cannot be evaluated", exc), t0, method="geodesic")
         geoms = [to_geometry(im, pysis_calculator(evaluator)) for im in images]
         neb = NEB(geoms, climb=True, climb_rms=settings.climb_rms)
         opt = LBFGS(
@@ -222,8 +226,43 @@ def run_geodesic_neb(
         try:
             opt.run()
         except Exception as exc:
-            return failed_path(stopped("NEB failed", exc), t0, "geodesic", fully_grown=True, n_cycles=opt.cur_cycle)
-        return _guess_from_chain(neb, opt, folder, t0, "geodesic", settings)
+            why = stopped("NEB failed", exc)
+            return _guess_from_images(images, geodesic_energies, folder, t0, why, n_cycles=opt.cur_cycle)
+        result = _guess_from_chain(neb, opt, folder, t0, "geodesic", settings)
+        # a CI-NEB that ran its images into each other (barrier far above the unrelaxed path's) is worse
+        # than no NEB: take the geodesic path's highest image instead
+        if result.success and max(result.energies) > geodesic_energies.max() + NEB_WORSE_EV:
+            why = f"the NEB barrier ({max(result.energies) - result.energies[0]:.2f} eV) is above the geodesic path's"
+            return _guess_from_images(images, geodesic_energies, folder, t0, why, n_cycles=opt.cur_cycle)
+        return result
+
+
+#: a relaxed CI-NEB whose highest image lies this much (eV) above the unrelaxed geodesic path's diverged
+NEB_WORSE_EV = 0.5
+
+
+def _guess_from_images(
+    images: list[Atoms], energies: np.ndarray, folder: Path, t0: float, why: str, n_cycles: int = 0
+) -> GSMResult:
+    """The TS guess from a path that was not relaxed: its highest interior image, the tangent from the
+    images beside it, the curvature from the three energies (what Sella's route starts from)."""
+    hei = int(np.argmax(energies))
+    result = GSMResult(False, False, True, int(n_cycles), "", energies=energies.tolist(), method="geodesic")
+    result.path, result.path_file = images, folder / "geodesic_path.xyz"
+    result.wall_time_s = time.perf_counter() - t0
+    if hei in (0, len(energies) - 1):
+        result.message = f"{why}; the geodesic path's highest image is an endpoint: no barrier"
+        return result
+    cart = np.array([im.positions for im in images])
+    tangent = cart[hei + 1] - cart[hei - 1]
+    result.success = True
+    result.guess = images[hei].copy()
+    result.tangent = tangent / np.linalg.norm(tangent)
+    result.hei_index = float(hei)
+    result.curvature = path_curvature(energies, cart.reshape(len(images), -1), hei)
+    result.message = f"{why}; TS guess from the geodesic path's highest image"
+    write(folder / "ts_guess.xyz", result.guess)
+    return result
 
 
 def _guess_from_chain(chain, opt, folder: Path, t0: float, method: str, settings: GSMSettings) -> GSMResult:

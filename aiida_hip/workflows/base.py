@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
+from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, calcfunction, process_handler, while_
 
 from ..calcjobs import HipOptCalculation, HipStageCalculation, HipTSOptCalculation
 from .functions import displace_along_mode, mode_as_tangent
@@ -129,13 +129,59 @@ class HipTSOptBaseWorkChain(HipBaseWorkChain):
         return ProcessHandlerReport(True)
 
 
+@calcfunction
+def molecule_thermochemistry(
+    structure: orm.StructureData, hessian: orm.ArrayData, parameters: orm.Dict, temperature: orm.Float
+) -> orm.Dict:
+    """Ideal-gas RRHO thermochemistry (quasi-RRHO entropies) of a minimum (eV, eV/K; symmetry number 1)."""
+    from ..chem.thermo import rrho
+
+    atoms = structure.get_ase()
+    result = rrho(
+        atoms.numbers, atoms.positions, hessian.get_array("frequencies"), parameters["energy_ev"], temperature.value
+    )
+    return orm.Dict(result.to_dict() | {"low_frequency": "qrrho (Grimme 2012, 100 cm^-1)"})
+
+
 class HipGeometryWorkChain(HipBaseWorkChain):
-    """``hip.geometry``: minimisation + frequencies (ZPE in ``output_parameters.freq``) until a true minimum."""
+    """``hip.geometry``: minimisation + frequencies until a true minimum, then its RRHO thermochemistry."""
 
     _process_class = HipOptCalculation
     _namespace = "opt"
     _geometry_in = "structure"
     _geometry_out = "structure"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input(
+            "temperature",
+            valid_type=orm.Float,
+            default=lambda: orm.Float(298.15),
+            validator=lambda value, _: None if value is None or value.value > 0 else "temperature must be positive",
+            help="Temperature (K) of the thermochemistry of the minimum found.",
+        )
+        spec.output(
+            "thermochemistry",
+            valid_type=orm.Dict,
+            required=False,
+            help="ZPE, enthalpy, entropy (quasi-RRHO), Gibbs energy of the minimum at `temperature`, 1 atm.",
+        )
+
+    def results(self):
+        exit_code = super().results()
+        node = self.ctx.children[-1] if self.ctx.children else None
+        usable = exit_code is None and node is not None and node.is_finished_ok and "hessian" in node.outputs
+        if usable and node.outputs.output_parameters.get("energy_ev") is not None:
+            thermo = molecule_thermochemistry(
+                node.outputs.structure,
+                node.outputs.hessian,
+                node.outputs.output_parameters,
+                self.inputs.temperature,
+                metadata={"call_link_label": "thermochemistry"},
+            )
+            self.out("thermochemistry", thermo)
+        return exit_code
 
     def _step_limit(self, settings: dict) -> tuple[str, str, int]:
         return "opt", "max_cycles", 150

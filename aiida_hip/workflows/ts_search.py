@@ -39,6 +39,12 @@ STATUS_EXIT_CODES = {
 }
 
 
+def _positive(value: orm.Float, _) -> str | None:
+    if value is not None and value.value <= 0:
+        return f"temperature must be positive (K), got {value.value}"
+    return None
+
+
 def validate_route(value: orm.Str, _) -> str | None:
     if value is not None and value.value not in ROUTES:
         return f"route must be one of {sorted(ROUTES)}, got {value.value!r}"
@@ -68,6 +74,10 @@ def summarize_ts_search(**kwargs) -> orm.Dict:
         "model": tsopt.get("model"),
         "dft": {k: v for k, v in (get.get("dft_parameters") or {}).items() if k not in ("level", "model")} or None,
         "dft_verified": (get.get("dft_parameters") or {}).get("verified"),
+        "gibbs_barrier_forward_ev": (get.get("thermochemistry") or {}).get("gibbs_barrier_forward_ev"),
+        "gibbs_barrier_reverse_ev": (get.get("thermochemistry") or {}).get("gibbs_barrier_reverse_ev"),
+        "rate_forward_per_s": (get.get("thermochemistry") or {}).get("rate_forward_per_s"),
+        "rate_reverse_per_s": (get.get("thermochemistry") or {}).get("rate_reverse_per_s"),
         "level": tsopt.get("level"),
     }
     for role, key in (("reactant", "barrier_forward_ev"), ("product", "barrier_reverse_ev")):
@@ -76,6 +86,35 @@ def summarize_ts_search(**kwargs) -> orm.Dict:
         summary[f"{role}_energy_ev"] = e_end
         summary[key] = e_ts - e_end if (e_ts is not None and e_end is not None) else None
     return orm.Dict(summary)
+
+
+@calcfunction
+def reaction_thermochemistry(temperature: orm.Float, **nodes) -> orm.Dict:
+    """RRHO thermochemistry (quasi-RRHO entropies) of reactant, TS and product from their stage outputs,
+    Gibbs and enthalpy barriers and Eyring rate constants both ways (unimolecular, symmetry number 1)."""
+    from ..chem.thermo import eyring_rate, rrho
+
+    t = temperature.value
+    species = {}
+    for role in ("reactant", "ts", "product"):
+        structure, hessian, parameters = (
+            nodes[f"{role}_structure"],
+            nodes[f"{role}_hessian"],
+            nodes[f"{role}_parameters"],
+        )
+        atoms = structure.get_ase()
+        result = rrho(atoms.numbers, atoms.positions, hessian.get_array("frequencies"), parameters["energy_ev"], t)
+        species[role] = {
+            k: v for k, v in result.to_dict().items() if k not in ("temperature", "pressure", "low_frequency")
+        }
+    out = {"temperature_k": t, "pressure_pa": 101325.0, "low_frequency": "qrrho (Grimme 2012, 100 cm^-1)"}
+    out["species"] = species
+    for direction, start in (("forward", "reactant"), ("reverse", "product")):
+        dg = species["ts"]["gibbs_energy"] - species[start]["gibbs_energy"]
+        out[f"gibbs_barrier_{direction}_ev"] = dg
+        out[f"enthalpy_barrier_{direction}_ev"] = species["ts"]["enthalpy"] - species[start]["enthalpy"]
+        out[f"rate_{direction}_per_s"] = eyring_rate(dg, t)
+    return orm.Dict(out)
 
 
 class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
@@ -94,6 +133,13 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
             help="pysisyphus (GSM -> RS-P-RFO -> EulerPC), sella (geodesic -> Sella -> Sella IRC) or auto (both).",
         )
         spec.input("optimize_endpoints", valid_type=orm.Bool, default=lambda: orm.Bool(True))
+        spec.input(
+            "temperature",
+            valid_type=orm.Float,
+            default=lambda: orm.Float(298.15),
+            validator=_positive,
+            help="Temperature (K) of the thermochemistry and Eyring rates of a verified TS.",
+        )
         spec.input("run_irc", valid_type=orm.Bool, default=lambda: orm.Bool(True))
         spec.expose_inputs(
             HipOptCalculation,
@@ -146,6 +192,12 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
         spec.output("forward_end", valid_type=orm.StructureData, required=False)
         spec.output("backward_end", valid_type=orm.StructureData, required=False)
         spec.output("dft_hessian", valid_type=orm.ArrayData, required=False, help="DFT Hessian of the TS (eV/A^2).")
+        spec.output(
+            "thermochemistry",
+            valid_type=orm.Dict,
+            required=False,
+            help="RRHO/quasi-RRHO G, H, S, ZPE of reactant, TS, product; Gibbs barriers; Eyring rates (1/s).",
+        )
         spec.default_output_node = "output_parameters"
         spec.exit_code(310, "ERROR_INVALID_INPUT", message="A stage rejected its input: {message}")
         spec.exit_code(401, "ERROR_PATH_FAILED", message="No reaction path / TS guess: {message}")
@@ -248,6 +300,7 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
         self.ctx.status, self.ctx.message = "gsm_failed", ""
         self.ctx.reactant, self.ctx.product = self.inputs.reactant, self.inputs.product
         self.ctx.endpoint_parameters = {}
+        self.ctx.endpoint_hessians = {}
         self.ctx.stage_nodes = {}  # the latest node of each stage that produced something
 
     def _label(self, stage: str) -> dict:
@@ -285,6 +338,8 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
             self.ctx.endpoint_parameters[role] = parameters
             if "structure" in calc.outputs and parameters.get("same_molecule", False):
                 self.ctx[role] = calc.outputs.structure
+                if calc.is_finished_ok and "hessian" in calc.outputs:
+                    self.ctx.endpoint_hessians[role] = calc.outputs.hessian
                 if not calc.is_finished_ok:
                     self.report(f"{role} minimisation ended with '{calc.exit_message}'; using its last geometry")
             else:
@@ -397,6 +452,24 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
             self.ctx.stage_nodes["dft"] = calc
         self.report(f"DFT verification: {calc.exit_message or 'verified'}")
 
+    def _thermochemistry(self) -> orm.Dict | None:
+        """For a verified TS whose ends are minima with frequencies: the RRHO calcfunction's ``Dict``."""
+        tsopt = self.ctx.stage_nodes.get("tsopt")
+        hessians = self.ctx.endpoint_hessians
+        if self.ctx.status != "success" or tsopt is None or "hessian" not in tsopt.outputs or len(hessians) < 2:
+            return None
+        nodes = {"ts_structure": tsopt.outputs.ts, "ts_hessian": tsopt.outputs.hessian}
+        nodes["ts_parameters"] = tsopt.outputs.output_parameters
+        for role in ("reactant", "product"):
+            nodes[f"{role}_structure"] = self.ctx[role]
+            nodes[f"{role}_hessian"] = hessians[role]
+            nodes[f"{role}_parameters"] = self.ctx.endpoint_parameters[role]
+        if any(nodes[f"{role}_parameters"].get("energy_ev") is None for role in ("reactant", "ts", "product")):
+            return None
+        return reaction_thermochemistry(
+            self.inputs.temperature, **nodes, metadata={"call_link_label": "thermochemistry"}
+        )
+
     def results(self):
         if self.ctx.status != "success" and self.ctx.attempts and self.ctx.attempts[-1]["status"] is None:
             self.ctx.attempts[-1]["status"] = self.ctx.status
@@ -417,6 +490,10 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
             kwargs["dft_parameters"] = nodes["dft"].outputs.output_parameters
             if "hessian" in nodes["dft"].outputs:
                 self.out("dft_hessian", nodes["dft"].outputs.hessian)
+        thermo = self._thermochemistry()
+        if thermo is not None:
+            kwargs["thermochemistry"] = thermo
+            self.out("thermochemistry", thermo)
         summary = summarize_ts_search(**kwargs, metadata={"call_link_label": "summarize"})
         self.out("output_parameters", summary)
         self.out("reactant", self.ctx.reactant)

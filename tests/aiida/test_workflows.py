@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
@@ -37,6 +39,15 @@ def test_ts_search_workchain_hcn_xtb(aiida_profile, hip_code, structure_of):
     # the TS Hessian came from the TS optimisation and went into the IRC unchanged (not recomputed)
     irc = next(n for n in node.called if n.process_label == "HipIRCCalculation" and n.is_finished_ok)
     assert irc.inputs.hessian.uuid == results["ts_hessian"].uuid
+    # RRHO thermochemistry of the verified TS: ZPE lowers the H-transfer barrier, Eyring from the Gibbs barrier
+    thermo = results["thermochemistry"].get_dict()
+    assert thermo["temperature_k"] == 298.15
+    assert 2.8 < thermo["gibbs_barrier_forward_ev"] < summary["barrier_forward_ev"]
+    assert thermo["species"]["ts"]["n_modes_used"] == 2  # bent TS: 3N - 6 = 3 modes, one imaginary
+    assert thermo["rate_forward_per_s"] == pytest.approx(
+        6.2124e12 * math.exp(-thermo["gibbs_barrier_forward_ev"] / (8.617333e-5 * 298.15)), rel=1e-3
+    )
+    assert summary["gibbs_barrier_forward_ev"] == thermo["gibbs_barrier_forward_ev"]
 
 
 def _geometry_builder(code, structure, settings, hessian="reference"):
@@ -57,6 +68,9 @@ def test_geometry_workchain_leaves_a_saddle(aiida_profile, hip_code, structure_o
     ts = REACTIONS.parent.parent / "tests" / "data" / "reactions" / "hcn_hnc" / "ts_reference.xyz"
     results, node = run_get_node(_geometry_builder(hip_code, structure_of(ts), {}, hessian="none"))
     assert node.is_finished_ok, node.exit_message
+    thermo = results["thermochemistry"].get_dict()  # of the minimum it found (HCN or HNC: linear, 3N - 5 = 4)
+    assert thermo["n_modes_used"] == 4 and 0.3 < thermo["zpe"] < 0.5
+    assert thermo["gibbs_energy"] < thermo["enthalpy"] < thermo["electronic_energy"] + thermo["zpe"] + 0.2
     calcs = sorted((n for n in node.called if n.process_label == "HipOptCalculation"), key=lambda n: n.ctime)
     assert [c.exit_status for c in calcs] == [500, 0]
     assert calcs[0].outputs.output_parameters["freq"]["n_imaginary"] == 1
