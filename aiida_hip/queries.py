@@ -91,23 +91,28 @@ def packed_rows(group: str | None = None) -> list[dict[str, Any]]:
     rows = []
     for job_pk, ctime, pk, data, label in _job_query(group, "results", orm.Dict).all():
         name = label.split("__", 1)[1]
-        rows.append(
-            {
-                "pk": pk,
-                "reaction": data.get("reaction") or name,
-                "status": data.get("status") or "unknown",
-                "barrier_forward_ev": data.get("barrier_forward_ev"),
-                "barrier_reverse_ev": data.get("barrier_reverse_ev"),
-                "imaginary_frequency_cm1": data.get("imaginary_frequency_cm1"),
-                "irc_intended": data.get("irc_intended"),
-                "route": data.get("route"),
-                "ts_pk": ts.get((job_pk, name)),
-                "model_sha256": (data.get("model") or {}).get("sha256"),
-                "job_pk": job_pk,
-                "ctime": ctime.isoformat(timespec="seconds"),
-            }
-        )
+        status = data.get("status") or "unknown"
+        ts_pk = ts.get((job_pk, name))
+        rows.append(_row(pk, data.get("reaction") or name, status, data, ts_pk, job_pk, ctime))
     return rows
+
+
+def _row(pk, reaction: str, status: str, data: dict, ts_pk, job_pk, ctime) -> dict[str, Any]:
+    """One row of the TS database (keys ``ROW_KEYS``) from a search's summary ``data``."""
+    return {
+        "pk": pk,
+        "reaction": reaction,
+        "status": status,
+        "barrier_forward_ev": data.get("barrier_forward_ev"),
+        "barrier_reverse_ev": data.get("barrier_reverse_ev"),
+        "imaginary_frequency_cm1": data.get("imaginary_frequency_cm1"),
+        "irc_intended": data.get("irc_intended"),
+        "route": data.get("route"),
+        "ts_pk": ts_pk,
+        "model_sha256": (data.get("model") or {}).get("sha256"),
+        "job_pk": job_pk,
+        "ctime": ctime.isoformat(timespec="seconds"),
+    }
 
 
 def _status(state: str | None, exit_status: int | None, parameters: dict | None) -> str:
@@ -128,21 +133,8 @@ def reaction_rows(
     rows = []
     for pk, label, state, exit_status, ctime, parameters, ts_pk in ts_search_query(group).all():
         parameters = parameters or {}
-        row = {
-            "pk": pk,
-            "reaction": label or f"ts_search-{pk}",
-            "status": _status(state, exit_status, parameters),
-            "barrier_forward_ev": parameters.get("barrier_forward_ev"),
-            "barrier_reverse_ev": parameters.get("barrier_reverse_ev"),
-            "imaginary_frequency_cm1": parameters.get("imaginary_frequency_cm1"),
-            "irc_intended": parameters.get("irc_intended"),
-            "route": parameters.get("route"),
-            "ts_pk": ts_pk,
-            "model_sha256": (parameters.get("model") or {}).get("sha256"),
-            "job_pk": None,
-            "ctime": ctime.isoformat(timespec="seconds"),
-        }
-        rows.append(row)
+        reaction = label or f"ts_search-{pk}"
+        rows.append(_row(pk, reaction, _status(state, exit_status, parameters), parameters, ts_pk, None, ctime))
     rows.extend(packed_rows(group))
 
     def keep(row: dict) -> bool:

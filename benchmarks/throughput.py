@@ -111,12 +111,9 @@ class Profile:
             subprocess.run(
                 [str(BIN / "verdi"), "-p", self.name, "daemon", "stop", "--timeout", "60"], env=self.env, check=False
             )
-            import psycopg
-            from psycopg import sql
+            from aiida_hip.cli.database import drop_postgres_database
 
-            with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as db:
-                db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
-                db.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(self.name)))
+            drop_postgres_database(self.name)
         shutil.rmtree(self.path, ignore_errors=True)
 
 

@@ -27,9 +27,8 @@ from .units import (
     LIGHT_SPEED_CM_PER_S,
     PLANCK_JS,
 )
-from .vibrations import atom_masses
+from .vibrations import atom_masses, inertia_tensor, zero_point_energy
 
-_H_JS, _KB_JK, _EV_J, _AMU_KG, _ANGSTROM_M = PLANCK_JS, BOLTZMANN_JK, EV_TO_J, AMU_TO_KG, ANGSTROM_TO_M
 #: Grimme's quasi-RRHO: interpolation wavenumber (cm^-1) and average moment of inertia (kg m^2)
 QRRHO_CUTOFF_CM1 = 100.0
 _QRRHO_BAV = 1e-44
@@ -55,13 +54,9 @@ class Thermochemistry:
         return asdict(self)
 
 
-def _inertia_kg_m2(numbers: Sequence[int], positions: np.ndarray) -> np.ndarray:
-    masses = atom_masses(numbers)
-    centred = np.asarray(positions, float) - masses @ np.asarray(positions, float) / masses.sum()
-    tensor = np.zeros((3, 3))
-    for m, r in zip(masses, centred, strict=True):
-        tensor += m * (np.dot(r, r) * np.eye(3) - np.outer(r, r))
-    return np.linalg.eigvalsh(tensor) * _AMU_KG * _ANGSTROM_M**2
+def _principal_moments_kg_m2(numbers: Sequence[int], positions: np.ndarray) -> np.ndarray:
+    _, tensor = inertia_tensor(positions, atom_masses(numbers))
+    return np.linalg.eigvalsh(tensor) * AMU_TO_KG * ANGSTROM_TO_M**2
 
 
 def rrho(
@@ -84,47 +79,46 @@ def rrho(
         raise ValueError("temperature and pressure must be positive")
     if low_frequency not in ("qrrho", "harmonic"):
         raise ValueError(f"low_frequency must be 'qrrho' or 'harmonic', got {low_frequency!r}")
-    kt_j = _KB_JK * temperature
+    kt_j = BOLTZMANN_JK * temperature
     kt = KB_EV_PER_K * temperature
-    mass = atom_masses(numbers).sum() * _AMU_KG
+    mass = atom_masses(numbers).sum() * AMU_TO_KG
 
     # translation: Sackur-Tetrode; enthalpy 3/2 kT (+ kT for pV, added below)
-    s_trans = _KB_JK * (math.log((2 * math.pi * mass * kt_j / _H_JS**2) ** 1.5 * kt_j / pressure) + 2.5)
+    s_trans = BOLTZMANN_JK * (math.log((2 * math.pi * mass * kt_j / PLANCK_JS**2) ** 1.5 * kt_j / pressure) + 2.5)
     h_thermal = 1.5 * kt
 
     # rotation: rigid rotor, classical partition function
-    inertia = _inertia_kg_m2(numbers, positions)
+    inertia = _principal_moments_kg_m2(numbers, positions)
     linear = inertia[0] < 1e-3 * inertia[2]
     if len(numbers) == 1:
         s_rot = 0.0
     elif linear:
-        q_rot = 8 * math.pi**2 * inertia[2] * kt_j / (symmetry_number * _H_JS**2)
-        s_rot = _KB_JK * (math.log(q_rot) + 1.0)
+        q_rot = 8 * math.pi**2 * inertia[2] * kt_j / (symmetry_number * PLANCK_JS**2)
+        s_rot = BOLTZMANN_JK * (math.log(q_rot) + 1.0)
         h_thermal += kt
     else:
-        q_rot = (
-            math.sqrt(math.pi * float(np.prod(inertia))) / symmetry_number * (8 * math.pi**2 * kt_j / _H_JS**2) ** 1.5
-        )
-        s_rot = _KB_JK * (math.log(q_rot) + 1.5)
+        scale = (8 * math.pi**2 * kt_j / PLANCK_JS**2) ** 1.5
+        q_rot = math.sqrt(math.pi * float(np.prod(inertia))) / symmetry_number * scale
+        s_rot = BOLTZMANN_JK * (math.log(q_rot) + 1.5)
         h_thermal += 1.5 * kt
 
     # vibration: harmonic oscillators (real modes only)
     nu = np.asarray([f for f in frequencies_cm1 if f > 0], dtype=float)
     energies = nu * INVCM_TO_EV
-    zpe = 0.5 * float(energies.sum())
+    zpe = zero_point_energy(nu)
     x = energies / kt
     h_thermal += float(np.sum(energies / np.expm1(x)))
-    s_vib_modes = _KB_JK * (x / np.expm1(x) - np.log1p(-np.exp(-x)))
+    s_vib_modes = BOLTZMANN_JK * (x / np.expm1(x) - np.log1p(-np.exp(-x)))
     if low_frequency == "qrrho" and len(nu):
-        mu = _H_JS / (8 * math.pi**2 * nu * LIGHT_SPEED_CM_PER_S)  # moment of a rotor with that wavenumber
+        mu = PLANCK_JS / (8 * math.pi**2 * nu * LIGHT_SPEED_CM_PER_S)  # moment of a rotor with that wavenumber
         mu_eff = mu * _QRRHO_BAV / (mu + _QRRHO_BAV)
-        s_free = _KB_JK * (0.5 + np.log(np.sqrt(8 * math.pi**3 * mu_eff * kt_j / _H_JS**2)))
+        s_free = BOLTZMANN_JK * (0.5 + np.log(np.sqrt(8 * math.pi**3 * mu_eff * kt_j / PLANCK_JS**2)))
         weight = 1.0 / (1.0 + (QRRHO_CUTOFF_CM1 / nu) ** 4)
         s_vib_modes = weight * s_vib_modes + (1 - weight) * s_free
     s_vib = float(np.sum(s_vib_modes))
-    s_el = _KB_JK * math.log(2 * spin + 1)
+    s_el = BOLTZMANN_JK * math.log(2 * spin + 1)
 
-    to_ev = 1.0 / _EV_J
+    to_ev = 1.0 / EV_TO_J
     terms = {
         "translational": s_trans * to_ev,
         "rotational": s_rot * to_ev,
@@ -151,4 +145,4 @@ def eyring_rate(barrier_ev: float, temperature: float = 298.15, transmission: fl
     """Unimolecular rate constant (1/s) for a Gibbs energy barrier (eV): kappa k_B T / h exp(-dG/kT)."""
     if temperature <= 0:
         raise ValueError("temperature must be positive")
-    return transmission * _KB_JK * temperature / _H_JS * math.exp(-barrier_ev / (KB_EV_PER_K * temperature))
+    return transmission * BOLTZMANN_JK * temperature / PLANCK_JS * math.exp(-barrier_ev / (KB_EV_PER_K * temperature))

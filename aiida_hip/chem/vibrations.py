@@ -66,14 +66,21 @@ def mass_weight(hessian: np.ndarray, masses: np.ndarray) -> np.ndarray:
     return hessian * inv_sqrt[:, None] * inv_sqrt[None, :]
 
 
-def rigid_body_vectors(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
-    """Mass-weighted translation and rotation vectors (d, 3N), d = 6, or 5 for linear molecules."""
+def inertia_tensor(positions: np.ndarray, masses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions about the centre of mass (N, 3) and the inertia tensor there (3, 3), amu A^2."""
     positions = np.asarray(positions, dtype=np.float64)
-    sqrt_m = np.sqrt(masses)
     centred = positions - (masses[:, None] * positions).sum(0) / masses.sum()
     inertia = np.zeros((3, 3))
     for m, r in zip(masses, centred, strict=True):
         inertia += m * (np.dot(r, r) * np.eye(3) - np.outer(r, r))
+    return centred, inertia
+
+
+def rigid_body_vectors(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    """Mass-weighted translation and rotation vectors (d, 3N), d = 6, or 5 for linear molecules."""
+    positions = np.asarray(positions, dtype=np.float64)
+    sqrt_m = np.sqrt(masses)
+    centred, inertia = inertia_tensor(positions, masses)
     _, axes = np.linalg.eigh(inertia)
     vectors = []
     for a in range(3):

@@ -106,6 +106,16 @@ def _postgres_database(name: str, host: str = "127.0.0.1", port: int = 5432) -> 
     }
 
 
+def drop_postgres_database(name: str, host: str = "127.0.0.1", port: int = 5432) -> None:
+    """Drop the database and role :func:`_postgres_database` made (for throw-away test/benchmark profiles)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as db:
+        db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        db.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
 def _require_rabbitmq(host: str = "127.0.0.1", port: int = 5672) -> None:
     """``verdi presto`` silently falls back to ZeroMQ without RabbitMQ: a production profile must not."""
     import socket

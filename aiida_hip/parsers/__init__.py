@@ -122,7 +122,7 @@ class HipStageParser(Parser):
             "model": results.get("model"),
             **summary,
         }
-        self.out("output_parameters", orm.Dict(json.loads(json.dumps(parameters, default=jsonable))))
+        self.out("output_parameters", orm.Dict(_plain(parameters)))
 
         label = OUTCOME_EXIT_CODES.get(entry["outcome"])
         if label is not None:

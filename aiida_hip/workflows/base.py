@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, calcfunction, process_handler, while_
+from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
 from ..calcjobs import HipOptCalculation, HipStageCalculation, HipTSOptCalculation
-from .functions import displace_along_mode, mode_as_tangent
+from .functions import displace_along_mode, mode_as_tangent, molecule_thermochemistry
 
 #: largest atomic displacement (A) along an unwanted imaginary mode before re-optimising
 DISPLACEMENT = 0.15
@@ -127,20 +127,6 @@ class HipTSOptBaseWorkChain(HipBaseWorkChain):
             f"cm^-1): displacing {DISPLACEMENT} A along the second and re-optimising along the first"
         )
         return ProcessHandlerReport(True)
-
-
-@calcfunction
-def molecule_thermochemistry(
-    structure: orm.StructureData, hessian: orm.ArrayData, parameters: orm.Dict, temperature: orm.Float
-) -> orm.Dict:
-    """Ideal-gas RRHO thermochemistry (quasi-RRHO entropies) of a minimum (eV, eV/K; symmetry number 1)."""
-    from ..chem.thermo import rrho
-
-    atoms = structure.get_ase()
-    result = rrho(
-        atoms.numbers, atoms.positions, hessian.get_array("frequencies"), parameters["energy_ev"], temperature.value
-    )
-    return orm.Dict(result.to_dict() | {"low_frequency": "qrrho (Grimme 2012, 100 cm^-1)"})
 
 
 class HipGeometryWorkChain(HipBaseWorkChain):

@@ -24,6 +24,7 @@ from ..calcjobs import (
 )
 from ..data import HipModelData
 from .base import HipTSOptBaseWorkChain
+from .functions import reaction_thermochemistry
 from .protocols import available_protocols, get_protocol_inputs
 from .resume import SubmitOnceMixin
 
@@ -74,47 +75,18 @@ def summarize_ts_search(**kwargs) -> orm.Dict:
         "model": tsopt.get("model"),
         "dft": {k: v for k, v in (get.get("dft_parameters") or {}).items() if k not in ("level", "model")} or None,
         "dft_verified": (get.get("dft_parameters") or {}).get("verified"),
-        "gibbs_barrier_forward_ev": (get.get("thermochemistry") or {}).get("gibbs_barrier_forward_ev"),
-        "gibbs_barrier_reverse_ev": (get.get("thermochemistry") or {}).get("gibbs_barrier_reverse_ev"),
-        "rate_forward_per_s": (get.get("thermochemistry") or {}).get("rate_forward_per_s"),
-        "rate_reverse_per_s": (get.get("thermochemistry") or {}).get("rate_reverse_per_s"),
         "level": tsopt.get("level"),
     }
+    thermo = get.get("thermochemistry") or {}
+    for direction in ("forward", "reverse"):
+        for key in (f"gibbs_barrier_{direction}_ev", f"rate_{direction}_per_s"):
+            summary[key] = thermo.get(key)
     for role, key in (("reactant", "barrier_forward_ev"), ("product", "barrier_reverse_ev")):
         end = get.get(f"{role}_parameters") or {}
         e_end = end.get("energy_ev") if end.get("same_molecule", True) else None
         summary[f"{role}_energy_ev"] = e_end
         summary[key] = e_ts - e_end if (e_ts is not None and e_end is not None) else None
     return orm.Dict(summary)
-
-
-@calcfunction
-def reaction_thermochemistry(temperature: orm.Float, **nodes) -> orm.Dict:
-    """RRHO thermochemistry (quasi-RRHO entropies) of reactant, TS and product from their stage outputs,
-    Gibbs and enthalpy barriers and Eyring rate constants both ways (unimolecular, symmetry number 1)."""
-    from ..chem.thermo import eyring_rate, rrho
-
-    t = temperature.value
-    species = {}
-    for role in ("reactant", "ts", "product"):
-        structure, hessian, parameters = (
-            nodes[f"{role}_structure"],
-            nodes[f"{role}_hessian"],
-            nodes[f"{role}_parameters"],
-        )
-        atoms = structure.get_ase()
-        result = rrho(atoms.numbers, atoms.positions, hessian.get_array("frequencies"), parameters["energy_ev"], t)
-        species[role] = {
-            k: v for k, v in result.to_dict().items() if k not in ("temperature", "pressure", "low_frequency")
-        }
-    out = {"temperature_k": t, "pressure_pa": 101325.0, "low_frequency": "qrrho (Grimme 2012, 100 cm^-1)"}
-    out["species"] = species
-    for direction, start in (("forward", "reactant"), ("reverse", "product")):
-        dg = species["ts"]["gibbs_energy"] - species[start]["gibbs_energy"]
-        out[f"gibbs_barrier_{direction}_ev"] = dg
-        out[f"enthalpy_barrier_{direction}_ev"] = species["ts"]["enthalpy"] - species[start]["enthalpy"]
-        out[f"rate_{direction}_per_s"] = eyring_rate(dg, t)
-    return orm.Dict(out)
 
 
 class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):

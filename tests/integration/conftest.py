@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from aiida_hip.cli.database import drop_postgres_database
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -62,15 +64,6 @@ class Production:
         raise AssertionError(f"processes {pks} did not finish in {timeout:.0f} s; daemon log tail:\n{tail}")
 
 
-def drop_database(name: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", autocommit=True) as db:
-        db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        db.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
-
-
 @pytest.fixture(scope="session")
 def production(tmp_path_factory):
     subprocess.run(["bash", str(ROOT / "scripts" / "services.sh")], check=True, timeout=120)
@@ -81,7 +74,7 @@ def production(tmp_path_factory):
     prod.verdi("daemon", "start", "2")
     yield prod
     prod.verdi("daemon", "stop", "--timeout", "120", check=False, timeout=200)
-    drop_database(name)
+    drop_postgres_database(name)
 
 
 @pytest.fixture(scope="session")
