@@ -14,6 +14,7 @@ from aiida import orm
 
 TS_SEARCH_PROCESS_TYPE = "aiida.workflows:hip.ts_search"
 TS_BATCH_PROCESS_TYPE = "aiida.calculations:hip.ts_batch"
+REACTION_BATCH_PROCESS_TYPE = "aiida.workflows:hip.reaction_batch"
 ROW_KEYS = (
     "pk",
     "reaction",
@@ -30,25 +31,29 @@ ROW_KEYS = (
 )
 
 
-def ts_search_query(group: str | None = None) -> orm.QueryBuilder:
-    """Every ``hip.ts_search`` node (optionally only those in ``group``), with its parameters and TS."""
-    qb = orm.QueryBuilder()
+def _scope(qb: orm.QueryBuilder, group: str | None, batch: int | None) -> dict[str, str]:
+    """Anchor ``qb`` on a group (by label) or a batch work chain (by pk); returns the join for the next node."""
     if group is not None:
         qb.append(orm.Group, filters={"label": group}, tag="group")
-        qb.append(
-            orm.WorkflowNode,
-            with_group="group",
-            filters={"process_type": TS_SEARCH_PROCESS_TYPE},
-            tag="search",
-            project=["id", "label", "attributes.process_state", "attributes.exit_status", "ctime"],
-        )
-    else:
-        qb.append(
-            orm.WorkflowNode,
-            filters={"process_type": TS_SEARCH_PROCESS_TYPE},
-            tag="search",
-            project=["id", "label", "attributes.process_state", "attributes.exit_status", "ctime"],
-        )
+        return {"with_group": "group"}
+    if batch is not None:
+        qb.append(orm.WorkflowNode, filters={"id": batch}, tag="batch")
+        return {"with_incoming": "batch"}  # the batch's CALL links
+    return {}
+
+
+def ts_search_query(group: str | None = None, batch: int | None = None) -> orm.QueryBuilder:
+    """Every ``hip.ts_search`` node (optionally only those in ``group`` or called by the work chain ``batch``),
+    with its parameters and TS."""
+    qb = orm.QueryBuilder()
+    join = _scope(qb, group, batch)
+    qb.append(
+        orm.WorkflowNode,
+        filters={"process_type": TS_SEARCH_PROCESS_TYPE},
+        tag="search",
+        project=["id", "label", "attributes.process_state", "attributes.exit_status", "ctime"],
+        **join,
+    )
     qb.append(
         orm.Dict,
         with_incoming="search",
@@ -61,16 +66,13 @@ def ts_search_query(group: str | None = None) -> orm.QueryBuilder:
     return qb
 
 
-def _job_query(group: str | None, tag_output: str, output_type) -> orm.QueryBuilder:
-    """``hip.ts_batch`` jobs (optionally in ``group``) with their outputs whose link label starts ``tag_output``."""
+def _job_query(group: str | None, tag_output: str, output_type, batch: int | None = None) -> orm.QueryBuilder:
+    """``hip.ts_batch`` jobs (in ``group`` or called by ``batch`` if given) with their outputs whose link label
+    starts ``tag_output``."""
     qb = orm.QueryBuilder()
-    project = ["id", "ctime"]
-    if group is not None:
-        qb.append(orm.Group, filters={"label": group}, tag="group")
-        qb.append(orm.CalcJobNode, with_group="group", filters={"process_type": TS_BATCH_PROCESS_TYPE}, tag="job")
-    else:
-        qb.append(orm.CalcJobNode, filters={"process_type": TS_BATCH_PROCESS_TYPE}, tag="job")
-    qb.add_projection("job", project)
+    join = _scope(qb, group, batch)
+    qb.append(orm.CalcJobNode, filters={"process_type": TS_BATCH_PROCESS_TYPE}, tag="job", **join)
+    qb.add_projection("job", ["id", "ctime"])
     qb.append(
         output_type,
         with_incoming="job",
@@ -82,14 +84,14 @@ def _job_query(group: str | None, tag_output: str, output_type) -> orm.QueryBuil
     return qb
 
 
-def packed_rows(group: str | None = None) -> list[dict[str, Any]]:
+def packed_rows(group: str | None = None, batch: int | None = None) -> list[dict[str, Any]]:
     """One row per reaction of the packed ``hip.ts_batch`` jobs; ``pk`` is the reaction's result ``Dict``."""
     ts = {
         (job_pk, label.split("__", 1)[1]): ts_pk
-        for job_pk, _, ts_pk, label in _job_query(group, "transition_states", orm.StructureData).all()
+        for job_pk, _, ts_pk, label in _job_query(group, "transition_states", orm.StructureData, batch).all()
     }
     rows = []
-    for job_pk, ctime, pk, data, label in _job_query(group, "results", orm.Dict).all():
+    for job_pk, ctime, pk, data, label in _job_query(group, "results", orm.Dict, batch).all():
         name = label.split("__", 1)[1]
         status = data.get("status") or "unknown"
         ts_pk = ts.get((job_pk, name))
@@ -126,16 +128,17 @@ def _status(state: str | None, exit_status: int | None, parameters: dict | None)
 
 
 def reaction_rows(
-    status: str | None = None, barrier_max: float | None = None, group: str | None = None
+    status: str | None = None, barrier_max: float | None = None, group: str | None = None, batch: int | None = None
 ) -> list[dict[str, Any]]:
     """One row per TS search (work chain or packed job's reaction): status, barriers (eV), imaginary
-    frequency (cm^-1), IRC verdict, TS pk."""
+    frequency (cm^-1), IRC verdict, TS pk; all of them, those in ``group`` or those of the batch work chain
+    ``batch`` (pk)."""
     rows = []
-    for pk, label, state, exit_status, ctime, parameters, ts_pk in ts_search_query(group).all():
+    for pk, label, state, exit_status, ctime, parameters, ts_pk in ts_search_query(group, batch).all():
         parameters = parameters or {}
         reaction = label or f"ts_search-{pk}"
         rows.append(_row(pk, reaction, _status(state, exit_status, parameters), parameters, ts_pk, None, ctime))
-    rows.extend(packed_rows(group))
+    rows.extend(packed_rows(group, batch))
 
     def keep(row: dict) -> bool:
         barrier = row["barrier_forward_ev"]

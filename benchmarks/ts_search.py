@@ -23,8 +23,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from common import caption, metadata, update_report
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search"
 CHNO = {1, 6, 7, 8}
 #: calculator:hessian[:k] (k = a fresh Hessian every k RS-P-RFO steps, Bofill updates between; default 1)
 DEFAULT_CONFIGS = "hip:predicted,hip:autograd,hip:none,xtb:reference,xtb:none"
@@ -83,7 +85,7 @@ def run_one(job: dict) -> dict:
     row = {"reaction": job["name"], "config": job["config"], "n_atoms": len(r)}
     try:
         level = Level(calculator=calculator, hessian=hessian, checkpoint=job["checkpoint"])
-        settings = TSSearchSettings(route=job["route"])
+        settings = TSSearchSettings(route=job["route"], temperature=None)  # the search only
         if recalc:
             settings = replace(settings, tsopt=replace(settings.tsopt, hessian_recalc=int(recalc[0])))
         res = ts_search(r, p, job["workdir"], level, settings)
@@ -184,7 +186,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="xtb_rx,own")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS)
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "hip_xtb.h5")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT / "data" / "hip_xtb.h5",
+        help="dataset whose test split gives our reactions (data/hip_xtb_test.h5 from `data generate --split test` "
+        "is used when this one is missing)",
+    )
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--max-reactions", type=int, default=20, help="Per set.")
     parser.add_argument("--workers", type=int, default=2)
@@ -202,13 +210,15 @@ def main(argv: list[str] | None = None) -> None:
         help="pysisyphus compares Hessian sources on RS-P-RFO alone (default)",
     )
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_ts_search")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "ts_search")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
 
     reactions = []
     if "xtb_rx" in args.sets:
         reactions += xtb_rx_reactions()[: args.max_reactions]
     if "own" in args.sets:
+        if not args.data.is_file() and (ROOT / "data" / "hip_xtb_test.h5").is_file():
+            args.data = ROOT / "data" / "hip_xtb_test.h5"
         if not args.data.is_file():
             sys.exit(f"{args.data} not found: generate it (aiida-hip data generate) or use --sets xtb_rx")
         reactions += own_reactions(args.data)[: args.max_reactions]
@@ -258,9 +268,25 @@ def main(argv: list[str] | None = None) -> None:
         "summary": summary,
         "rows": rows,
     }
+    meta = metadata(
+        checkpoint=args.checkpoint,
+        level="HIP (shipped checkpoint) or GFN2-xTB energies and forces; Hessian source per configuration",
+        data=f"{len({r['reaction'] for r in rows})} reactions: lib:xtb_rx CHNO (development set) and our held-out "
+        "test split",
+        route=args.route,
+        processes=args.workers,
+    )
+    payload["meta"] = meta
     args.output.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=float))
     args.output.with_suffix(".md").write_text(table + "\n")
     plot(summary, args.output.with_suffix(".png"))
+    if args.output == DEFAULT_OUTPUT:
+        update_report(
+            "ts_search",
+            "## TS-search funnel (seed Figure 4)\n\n" + caption(meta) + "\n\n" + table + "\n\n"
+            "Configurations are calculator:hessian (RS-P-RFO with that Hessian every step; `none` = Bofill updates "
+            "of a model Hessian). Funnel: `benchmarks/results/ts_search.png`; DFT check of the TSs found: below.",
+        )
 
 
 if __name__ == "__main__":

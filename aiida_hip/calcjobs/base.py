@@ -173,6 +173,7 @@ class HipStageCalculation(CalcJob):
             settings=settings,
             checkpoint=checkpoint,
             threads=self.inputs.metadata.options.threads,
+            processes=self.inputs.metadata.options.get("processes", 1),
         )
         with folder.open(self.inputs.metadata.options.input_filename, "w") as handle:
             handle.write(text)

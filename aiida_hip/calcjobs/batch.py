@@ -25,12 +25,17 @@ ROW_KEYS = (
     "irc_intended",
     "message",
 )
+#: thermochemistry of a verified TS in a summary row (None where there is none)
+THERMO_KEYS = ("gibbs_barrier_forward_ev", "gibbs_barrier_reverse_ev", "rate_forward_per_s", "rate_reverse_per_s")
 
 
 def summary_row(name: str, data: dict | None) -> dict:
     """One reaction's row of a batch summary (``status`` ``no_result`` when there is none)."""
     data = data if data is not None else {"status": "no_result", "message": "no result was produced"}
     row = {"reaction": name, **{key: data.get(key) for key in ROW_KEYS}}
+    thermo = data.get("thermochemistry") or {}  # packed results nest it; hip.ts_search puts these on top
+    for key in THERMO_KEYS:
+        row[key] = data.get(key, thermo.get(key))
     row["irc_intended"] = bool(row["irc_intended"])
     row["message"] = row["message"] or ""
     return row
@@ -75,6 +80,14 @@ class HipTSBatchCalculation(HipStageCalculation):
         spec.input_namespace("reactants", valid_type=orm.StructureData, dynamic=True, validator=validate_molecules)
         spec.input_namespace("products", valid_type=orm.StructureData, dynamic=True, validator=validate_molecules)
         spec.inputs["metadata"]["options"]["parser_name"].default = "hip.ts_batch"
+        spec.input(
+            "metadata.options.processes",
+            valid_type=int,
+            default=1,
+            help="Reactions run this many at a time, each in its own process, sharing the worker's one model: "
+            "their energy, force and Hessian requests are answered in batched forwards (on the GPU where there "
+            "is one). Ask the scheduler for as many cores.",
+        )
         spec.inputs.validator = cls.validate_batch
         spec.output_namespace("results", valid_type=orm.Dict, dynamic=True, help="The TS search result per reaction.")
         spec.output_namespace("transition_states", valid_type=orm.StructureData, dynamic=True)

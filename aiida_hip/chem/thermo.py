@@ -146,3 +146,33 @@ def eyring_rate(barrier_ev: float, temperature: float = 298.15, transmission: fl
     if temperature <= 0:
         raise ValueError("temperature must be positive")
     return transmission * BOLTZMANN_JK * temperature / PLANCK_JS * math.exp(-barrier_ev / (KB_EV_PER_K * temperature))
+
+
+#: how reaction thermochemistry describes its low-frequency treatment
+LOW_FREQUENCY_NOTE = f"qrrho (Grimme 2012, {QRRHO_CUTOFF_CM1:.0f} cm^-1)"
+
+
+def reaction_thermochemistry(species: dict[str, tuple], temperature: float = 298.15) -> dict:
+    """RRHO (quasi-RRHO entropies) of reactant, TS and product, Gibbs and enthalpy barriers both ways and
+    Eyring rates (unimolecular, symmetry number 1).
+
+    ``species`` maps ``reactant``, ``ts`` and ``product`` to ``(numbers, positions, frequencies_cm1,
+    electronic_energy_ev)``; the TS's imaginary mode is left out by :func:`rrho`.
+    """
+    out_species = {}
+    for role in ("reactant", "ts", "product"):
+        numbers, positions, frequencies, energy = species[role]
+        result = rrho(numbers, positions, frequencies, energy, temperature).to_dict()
+        out_species[role] = {k: v for k, v in result.items() if k not in ("temperature", "pressure", "low_frequency")}
+    out = {
+        "temperature_k": float(temperature),
+        "pressure_pa": STANDARD_PRESSURE,
+        "low_frequency": LOW_FREQUENCY_NOTE,
+        "species": out_species,
+    }
+    for direction, start in (("forward", "reactant"), ("reverse", "product")):
+        dg = out_species["ts"]["gibbs_energy"] - out_species[start]["gibbs_energy"]
+        out[f"gibbs_barrier_{direction}_ev"] = dg
+        out[f"enthalpy_barrier_{direction}_ev"] = out_species["ts"]["enthalpy"] - out_species[start]["enthalpy"]
+        out[f"rate_{direction}_per_s"] = eyring_rate(dg, temperature)
+    return out

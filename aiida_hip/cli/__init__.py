@@ -8,6 +8,7 @@ from .data import data, evaluate, train
 from .database import reactions, setup_cmd, submit_cmd
 from .demo import demo
 from .pipeline import freq_cmd, optimize_cmd, ts_search_cmd
+from .report import report_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,3 +27,4 @@ main.add_command(freq_cmd)
 main.add_command(setup_cmd)
 main.add_command(submit_cmd)
 main.add_command(reactions)
+main.add_command(report_cmd)

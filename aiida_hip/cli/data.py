@@ -29,11 +29,17 @@ def data() -> None:
     default=None,
     help="SMILES list (default: the one shipped with the package).",
 )
-def generate_cmd(output: Path, workers: int, limit: int | None, smiles_file: Path | None) -> None:
+@click.option(
+    "--split",
+    type=click.Choice(["train", "val", "test"]),
+    default=None,
+    help="Only reactions of this split (e.g. the held-out test reactions for the benchmarks).",
+)
+def generate_cmd(output: Path, workers: int, limit: int | None, smiles_file: Path | None, split: str | None) -> None:
     """Enumerate reactions, trace xTB NEB paths, sample and label geometries (resumable)."""
     from ..dataset.generate import MOLECULES, generate
 
-    counts = generate(output, workers=workers, limit=limit, smiles_file=smiles_file or MOLECULES)
+    counts = generate(output, workers=workers, limit=limit, smiles_file=smiles_file or MOLECULES, split=split)
     click.echo(counts)
 
 

@@ -223,6 +223,14 @@ def setup_cmd(profile_name: str, worker: str | None, caching: bool, production: 
     type=click.IntRange(min=1),
     help="1: a hip.ts_search work chain per reaction; more: packed hip.ts_batch jobs of this many reactions.",
 )
+@click.option(
+    "--processes-per-job",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="With --reactions-per-job: reactions of a job run this many at once, sharing one model (batched "
+    "predictions); the job asks for as many cores.",
+)
 @click.option("--group", "group_label", default=None, help="Group that collects the TS searches.")
 @click.option("--daemon", is_flag=True, help="Submit to the daemon and return at once (default: run here).")
 @click.option(
@@ -249,6 +257,7 @@ def submit_cmd(
     hessian,
     max_concurrent,
     reactions_per_job,
+    processes_per_job,
     group_label,
     daemon,
     max_active,
@@ -297,6 +306,7 @@ def submit_cmd(
             max_concurrent=max_concurrent,
             group_label=group,
             reactions_per_job=reactions_per_job,
+            processes_per_job=processes_per_job,
             options=options,
         )
         builder.metadata.label = label

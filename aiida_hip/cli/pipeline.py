@@ -118,6 +118,13 @@ def _default_hessian(calculator: str, hessian: str | None) -> str:
 @click.option("--no-irc", is_flag=True, help="Stop after the frequency check.")
 @click.option("--max-tsopt-steps", type=int, default=100, show_default=True)
 @click.option("--hessian-recalc", type=int, default=1, show_default=True, help="Fresh Hessian every k TS steps.")
+@click.option(
+    "--temperature",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=298.15,
+    show_default=True,
+    help="K, for the RRHO thermochemistry and Eyring rates of a verified TS.",
+)
 def ts_search_cmd(
     reactant,
     product,
@@ -132,6 +139,7 @@ def ts_search_cmd(
     no_irc,
     max_tsopt_steps,
     hessian_recalc,
+    temperature,
 ) -> None:
     """Find and verify the transition state between REACTANT and PRODUCT (any ASE-readable files, same atom order).
 
@@ -149,7 +157,7 @@ def ts_search_cmd(
         raise click.UsageError(str(exc)) from exc
     level = _level(calculator, _default_hessian(calculator, hessian), checkpoint, charge)
     evaluator = _evaluator(level)
-    settings = TSSearchSettings.with_convergence(convergence, run_irc=not no_irc, route=route)
+    settings = TSSearchSettings.with_convergence(convergence, run_irc=not no_irc, route=route, temperature=temperature)
     settings = replace(
         settings, tsopt=replace(settings.tsopt, max_cycles=max_tsopt_steps, hessian_recalc=hessian_recalc)
     )
@@ -180,6 +188,16 @@ def _summary(d: dict, out_dir: Path) -> None:
         ("barrier forward (eV)", fmt(d["barrier_forward_ev"])),
         ("barrier reverse (eV)", fmt(d["barrier_reverse_ev"])),
         ("TS optimisation steps", fmt(d["n_tsopt_steps"], "d")),
+    ]
+    thermo = d.get("thermochemistry") or {}
+    if "gibbs_barrier_forward_ev" in thermo:
+        t = thermo["temperature_k"]
+        rows += [
+            (f"Gibbs barrier forward, {t:g} K (eV)", fmt(thermo["gibbs_barrier_forward_ev"])),
+            (f"Gibbs barrier reverse, {t:g} K (eV)", fmt(thermo["gibbs_barrier_reverse_ev"])),
+            ("Eyring rate forward (1/s)", fmt(thermo["rate_forward_per_s"], ".3e")),
+        ]
+    rows += [
         ("Hessian evaluations", str(d["n_hessian_evaluations"])),
         ("wall time (s)", fmt(d["wall_time_s"].get("total"), ".1f")),
     ]

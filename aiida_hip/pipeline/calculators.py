@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -90,10 +91,14 @@ class Evaluator:
 
     level: Level = field(default_factory=Level)
     counters: Counters = field(default_factory=Counters)
+    #: anything with ``HIPModel.predict``'s signature; default: the level's checkpoint, loaded once per
+    #: process (a packed job's reaction processes pass a client of the parent's model server)
+    model: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.level.uses_model:
-            self.model = cached_model(self.level.checkpoint, self.level.device)
+            if self.model is None:
+                self.model = cached_model(self.level.checkpoint, self.level.device)
             if self.level.charge != 0 or (self.level.multiplicity not in (None, 1)):
                 raise LevelError("the HIP model is trained on neutral closed-shell molecules only")
         if self.level.calculator == "xtb" or self.level.hessian == "reference":

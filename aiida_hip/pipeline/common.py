@@ -136,4 +136,4 @@ def energy_ev(geom) -> float:
 
 
 def forces_ev(geom) -> np.ndarray:
-    return np.asarray(geom.forces, dtype=np.float64).reshape(-1, 3) * HARTREE_TO_EV / BOHR_TO_ANGSTROM
+    return np.asarray(geom.cart_forces, dtype=np.float64).reshape(-1, 3) * HARTREE_TO_EV / BOHR_TO_ANGSTROM

@@ -40,8 +40,19 @@ class IRCResult:
     n_cycles: int = 0
     wall_time_s: float = 0.0
 
+    def profile(self) -> dict | None:
+        """Energy (eV) against path length (Angstrom, Cartesian, 0 at the highest point) along the IRC,
+        forward end first; None when the energies of the inner points were not kept."""
+        if len(self.trajectory) < 2 or len(self.energies_ev) != len(self.trajectory):
+            return None
+        positions = np.array([a.positions for a in self.trajectory])
+        s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(positions, axis=0), axis=(1, 2)))])
+        s -= s[int(np.argmax(self.energies_ev))]
+        return {"s_angstrom": np.round(s, 5).tolist(), "energy_ev": np.round(self.energies_ev, 6).tolist()}
+
     def summary(self) -> dict:
         return {
+            "profile": self.profile(),
             "completed": self.completed,
             "message": self.message,
             "n_cycles": self.n_cycles,

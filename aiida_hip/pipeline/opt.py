@@ -28,13 +28,27 @@ from .convergence import get_convergence
 
 @dataclass(frozen=True)
 class OptSettings:
-    """150 steps at Gaussian default convergence, as the seed's relaxations; a Hessian every step."""
+    """150 steps at Gaussian default convergence, as the seed's relaxations; a Hessian every step.
+
+    ``hessian_init``: ``calc`` starts from the level's Hessian, ``guess`` from a Lindh model Hessian,
+    ``auto`` from the level's Hessian when it is recalculated and the guess otherwise. With
+    ``hessian_recalc=None`` the start Hessian is only BFGS-updated (the seed's "RFO-BFGS ... init").
+    """
 
     convergence: str = "normal"
     max_cycles: int = 150
     hessian_recalc: int | None = 1
     trust_radius: float = 0.3
     trust_max: float = 0.5
+    hessian_init: str = "auto"
+    #: ``cart`` (Cartesians) or pysisyphus's ``redund`` (redundant internals, as the seed's relaxations)
+    coord_type: str = "cart"
+
+    def __post_init__(self) -> None:
+        if self.hessian_init not in ("auto", "calc", "guess"):
+            raise ValueError(f"hessian_init must be auto, calc or guess, got {self.hessian_init!r}")
+        if self.coord_type not in ("cart", "redund"):
+            raise ValueError(f"coord_type must be cart or redund, got {self.coord_type!r}")
 
 
 @dataclass
@@ -69,12 +83,18 @@ def run_opt(atoms: Atoms, evaluator: Evaluator, settings: OptSettings, workdir: 
     hessians_before = evaluator.counters.hessians
     thresh = get_convergence(settings.convergence).pysisyphus
     with stage_folder(workdir) as folder:
-        geom = to_geometry(atoms, pysis_calculator(evaluator))
-        if evaluator.level.hessian == "none" or settings.hessian_recalc is None:
+        geom = to_geometry(atoms, pysis_calculator(evaluator), coord_type=settings.coord_type)
+        start = settings.hessian_init
+        if start == "auto":
+            start = "guess" if settings.hessian_recalc is None else "calc"
+        if (evaluator.level.hessian == "none" or start == "guess") and settings.coord_type != "cart":
+            init = "lindh"  # pysisyphus builds the model Hessian in its internal coordinates
+        elif evaluator.level.hessian == "none" or start == "guess":
             guess = model_guess_hessian(geom) / (EV_TO_HARTREE * BOHR_TO_ANGSTROM**2)
-            init, recalc = str(write_hessian(folder / "guess_hessian.h5", guess)), None
+            init = str(write_hessian(folder / "guess_hessian.h5", guess))
         else:
-            init, recalc = "calc", settings.hessian_recalc
+            init = "calc"
+        recalc = None if evaluator.level.hessian == "none" else settings.hessian_recalc
         opt = RFOptimizer(
             geom,
             thresh=thresh,

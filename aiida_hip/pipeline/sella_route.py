@@ -155,6 +155,7 @@ def run_sella_irc(
     atoms = ts.copy()
     atoms.calc = ase_calculator(evaluator)
     frames: dict[str, list[Atoms]] = {"forward": [], "reverse": []}
+    frame_energies: dict[str, list[float]] = {"forward": [], "reverse": []}
     with _quiet(folder):
         from sella import IRC
 
@@ -165,11 +166,13 @@ def run_sella_irc(
             for direction in ("forward", "reverse"):
                 for _ in irc.irun(fmax=0.05, steps=settings.max_cycles, direction=direction):
                     frames[direction].append(Atoms(numbers=atoms.numbers, positions=atoms.positions.copy()))
+                    frame_energies[direction].append(atoms.get_potential_energy())  # cached: no new call
         except Exception as exc:
             return IRCResult(False, stopped("Sella IRC stopped", exc), wall_time_s=time.perf_counter() - t0)
     trajectory = frames["forward"][::-1] + [ts.copy()] + frames["reverse"]
     write(folder / "irc.xyz", trajectory)
-    energies = [evaluator.gradient(a.numbers, a.positions)["energy"] for a in (trajectory[0], trajectory[-1])]
+    e_ts = evaluator.gradient(ts.numbers, ts.positions)["energy"]
+    energies = frame_energies["forward"][::-1] + [e_ts] + frame_energies["reverse"]
     result = IRCResult(
         True,
         "both directions followed (Sella)",

@@ -48,8 +48,13 @@ class TSSearchSettings:
     #: which Hessian judges the TS: the level's (``None``) or ``exact`` (autograd for HIP, finite
     #: differences for xTB), as the AiiDA protocols' ``freq_hessian``
     freq_hessian: str | None = None
+    #: temperature (K) of the RRHO thermochemistry and Eyring rates of a verified TS (two more Hessians,
+    #: of the optimised ends); ``None`` skips it
+    temperature: float | None = 298.15
 
     def __post_init__(self) -> None:
+        if self.temperature is not None and not self.temperature > 0:
+            raise ValueError(f"temperature must be positive (K) or None, got {self.temperature!r}")
         if self.route not in ("pysisyphus", "sella", "auto"):
             raise ValueError(f"route must be pysisyphus, sella or auto, got {self.route!r}")
         if self.freq_hessian not in (None, "level", "exact"):
@@ -88,6 +93,7 @@ class TSSearchResult:
     files: dict = field(default_factory=dict)
     stages: dict = field(default_factory=dict)
     level: dict = field(default_factory=dict)
+    thermochemistry: dict = field(default_factory=dict)
     ts: Atoms | None = None
 
     def to_dict(self) -> dict:
@@ -260,4 +266,38 @@ def ts_search(
     result.route = route
     attempts[-1]["status"] = status
     result.stages["attempts"] = attempts
+    if status == "success" and settings.temperature is not None:
+        say("thermochemistry", f"RRHO at {settings.temperature:g} K")
+        t0 = time.perf_counter()
+        ends = {"reactant": (reactant, e_reactant), "product": (product, e_product)}
+        result.thermochemistry = _thermochemistry(ends, ts.ts, freq, evaluator, settings, out / "06_thermo")
+        result.wall_time_s["thermochemistry"] = time.perf_counter() - t0
     return finish(status, message)
+
+
+def _thermochemistry(
+    ends: dict[str, tuple[Atoms, float]],
+    ts: Atoms,
+    ts_freq,
+    evaluator: Evaluator,
+    settings: TSSearchSettings,
+    out: Path,
+) -> dict:
+    """RRHO thermochemistry and Eyring rates of a verified TS: frequencies of both ends with the Hessian that
+    judged the TS, electronic energies those the barriers use. A failure is reported, never raised: the
+    search itself is done and must not be lost."""
+    from ..chem.thermo import reaction_thermochemistry
+
+    try:
+        species = {"ts": (ts.numbers, ts.positions, ts_freq.frequencies_cm1, ts_freq.energy_ev)}
+        n_imaginary = {}
+        for role, (atoms, energy) in ends.items():
+            freq = run_freq(atoms, evaluator, "minimum", hessian=ts_freq.hessian_source, workdir=out / role)
+            species[role] = (atoms.numbers, atoms.positions, freq.frequencies_cm1, energy)
+            n_imaginary[role] = freq.n_imaginary
+        thermo = reaction_thermochemistry(species, settings.temperature)
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    thermo["hessian_source"] = ts_freq.hessian_source
+    thermo["ends_n_imaginary"] = n_imaginary  # > 0: an end is not a minimum at this level; its mode is left out
+    return thermo

@@ -101,6 +101,8 @@ class WorkerInput:
     reactions: list[ReactionInput]
     checkpoint: dict | None = None
     threads: int | None = None
+    #: reactions run in this many processes at once, sharing the parent's model (batched predictions)
+    processes: int = 1
 
 
 def read_input(path: str | Path) -> WorkerInput:
@@ -134,6 +136,9 @@ def read_input(path: str | Path) -> WorkerInput:
     checkpoint = data.get("checkpoint")
     if checkpoint is not None and not (isinstance(checkpoint, dict) and "file" in checkpoint):
         raise WorkerInputError("'checkpoint' must be null or {'file': ..., 'sha256': ...}")
+    processes = data.get("processes", 1)
+    if not isinstance(processes, int) or isinstance(processes, bool) or processes < 1:
+        raise WorkerInputError(f"'processes' must be a positive integer, got {processes!r}")
     return WorkerInput(
         stage=stage,
         level=dict(data.get("level") or {}),
@@ -141,6 +146,7 @@ def read_input(path: str | Path) -> WorkerInput:
         reactions=parsed,
         checkpoint=checkpoint,
         threads=data.get("threads"),
+        processes=processes,
     )
 
 
@@ -160,6 +166,7 @@ def input_text(
     settings: dict | None = None,
     checkpoint: dict | None = None,
     threads: int | None = 1,
+    processes: int = 1,
 ) -> str:
     """The worker input file's content (``write_input`` and the CalcJobs both write this)."""
     if stage not in STAGES:
@@ -171,6 +178,7 @@ def input_text(
         "settings": settings or {},
         "checkpoint": checkpoint,
         "threads": threads,
+        "processes": processes,
         "reactions": reactions,
     }
     return json.dumps(payload, indent=1, default=jsonable)
@@ -184,10 +192,11 @@ def write_input(
     settings: dict | None = None,
     checkpoint: dict | None = None,
     threads: int | None = 1,
+    processes: int = 1,
 ) -> Path:
     """Write a worker input file (the content of :func:`input_text`)."""
     path = Path(path)
-    path.write_text(input_text(stage, reactions, level, settings, checkpoint, threads))
+    path.write_text(input_text(stage, reactions, level, settings, checkpoint, threads, processes))
     return path
 
 

@@ -106,8 +106,6 @@ def run_worker(input_file: str | Path, output_dir: str | Path | None = None) -> 
 
             torch.set_num_threads(int(job.threads))
             threadpool_limits(int(job.threads))
-        from .stages import STAGE_FUNCTIONS
-
         if job.stage == "dft":  # PySCF only: no model, no xTB
             evaluator, model_info = None, None
             for reaction in job.reactions:
@@ -125,43 +123,67 @@ def run_worker(input_file: str | Path, output_dir: str | Path | None = None) -> 
     results["level"] = evaluator.level.to_dict() | {"checkpoint": None} if evaluator else job.level
     results["model"] = model_info
     arrays: dict[str, np.ndarray] = {}
-    stage = STAGE_FUNCTIONS[job.stage]
-    for index, reaction in enumerate(job.reactions):
-        entry = {"name": reaction.name, "outcome": "error", "message": ""}
-        counters = evaluator.counters if evaluator else None
-        hessians, gradients = (counters.hessians, counters.gradients) if counters else (0, 0)
-        t1 = time.perf_counter()
-        try:
-            if evaluator is not None:
-                _check_elements(reaction, evaluator)
-            output = stage(reaction, evaluator, job.settings, out / "work" / _folder_name(index, reaction.name))
-        except WorkerInputError as exc:
-            entry.update(outcome="invalid_input", message=str(exc))
-        except Exception as exc:  # one reaction's crash must not lose the others' results
-            entry.update(outcome="error", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-        else:
-            entry.update(
-                outcome=output.outcome,
-                message=output.message,
-                summary=output.summary,
-                structures=output.structures,
-                trajectories=output.trajectories,
-                arrays={},
-            )
-            for key, value in output.arrays.items():
-                if value is not None:
-                    arrays[f"r{index}__{key}"] = np.asarray(value)
-                    entry["arrays"][key] = f"r{index}__{key}"
-        entry["n_hessian_evaluations"] = counters.hessians - hessians if counters else int(job.stage == "dft")
-        entry["n_gradient_evaluations"] = counters.gradients - gradients if counters else int(job.stage == "dft")
-        entry["wall_time_s"] = time.perf_counter() - t1
+
+    def save(entry: dict, entry_arrays: dict[str, np.ndarray]) -> None:
+        """After every reaction, so that a job killed half-way keeps what it finished."""
         results["reactions"].append(entry)
-        # after every reaction, so that a job killed half-way keeps what it finished
+        arrays.update(entry_arrays)
         if arrays:
             np.savez_compressed(out / ARRAYS_FILE, **arrays)
-        results["status"] = "running" if index + 1 < len(job.reactions) else "done"
+        results["status"] = "running" if len(results["reactions"]) < len(job.reactions) else "done"
         finish(EXIT_OK)
+
+    if job.processes > 1 and len(job.reactions) > 1 and job.stage != "dft":
+        from .parallel import run_parallel
+
+        try:
+            results["model_server"] = run_parallel(job, input_file, out, evaluator, save)
+        except Exception as exc:  # the finished reactions are saved; say what broke
+            results["error"] = {"type": "internal", "message": f"{type(exc).__name__}: {exc}"}
+            results["traceback"] = traceback.format_exc()
+            return finish(EXIT_INTERNAL_ERROR)
+        return finish(EXIT_OK)
+    for index, reaction in enumerate(job.reactions):
+        save(*run_reaction(job, index, reaction, evaluator, out))
     return EXIT_OK
+
+
+def run_reaction(job: WorkerInput, index: int, reaction, evaluator, out: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """One reaction's stage: its ``results.json`` entry and arrays (keys ``r<index>__<name>``); every failure
+    is an entry, never an exception."""
+    from .stages import STAGE_FUNCTIONS
+
+    entry: dict = {"name": reaction.name, "outcome": "error", "message": ""}
+    arrays: dict[str, np.ndarray] = {}
+    counters = evaluator.counters if evaluator else None
+    hessians, gradients = (counters.hessians, counters.gradients) if counters else (0, 0)
+    t1 = time.perf_counter()
+    try:
+        if evaluator is not None:
+            _check_elements(reaction, evaluator)
+        stage = STAGE_FUNCTIONS[job.stage]
+        output = stage(reaction, evaluator, job.settings, out / "work" / _folder_name(index, reaction.name))
+    except WorkerInputError as exc:
+        entry.update(outcome="invalid_input", message=str(exc))
+    except Exception as exc:  # one reaction's crash must not lose the others' results
+        entry.update(outcome="error", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    else:
+        entry.update(
+            outcome=output.outcome,
+            message=output.message,
+            summary=output.summary,
+            structures=output.structures,
+            trajectories=output.trajectories,
+            arrays={},
+        )
+        for key, value in output.arrays.items():
+            if value is not None:
+                arrays[f"r{index}__{key}"] = np.asarray(value)
+                entry["arrays"][key] = f"r{index}__{key}"
+    entry["n_hessian_evaluations"] = counters.hessians - hessians if counters else int(job.stage == "dft")
+    entry["n_gradient_evaluations"] = counters.gradients - gradients if counters else int(job.stage == "dft")
+    entry["wall_time_s"] = time.perf_counter() - t1
+    return entry, arrays
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,17 +30,10 @@ def mode_as_tangent(hessian: orm.ArrayData, mode_index: orm.Int) -> orm.ArrayDat
     return tangent
 
 
-#: how the thermochemistry outputs describe their low-frequency treatment
-LOW_FREQUENCY = "qrrho (Grimme 2012, 100 cm^-1)"
-
-
-def _rrho(structure: orm.StructureData, hessian: orm.ArrayData, parameters: orm.Dict, temperature: float) -> dict:
-    """The chemistry layer's RRHO on a stage's outputs (geometry, frequencies, ``energy_ev``)."""
-    from ..chem.thermo import rrho
-
+def _species(structure: orm.StructureData, hessian: orm.ArrayData, parameters: orm.Dict) -> tuple:
+    """(numbers, positions, frequencies, energy) of a stage's outputs, as the chemistry layer takes them."""
     atoms = structure.get_ase()
-    frequencies = hessian.get_array("frequencies")
-    return rrho(atoms.numbers, atoms.positions, frequencies, parameters["energy_ev"], temperature).to_dict()
+    return atoms.numbers, atoms.positions, hessian.get_array("frequencies"), parameters["energy_ev"]
 
 
 @calcfunction
@@ -48,24 +41,20 @@ def molecule_thermochemistry(
     structure: orm.StructureData, hessian: orm.ArrayData, parameters: orm.Dict, temperature: orm.Float
 ) -> orm.Dict:
     """Ideal-gas RRHO thermochemistry (quasi-RRHO entropies) of a minimum (eV, eV/K; symmetry number 1)."""
-    return orm.Dict(_rrho(structure, hessian, parameters, temperature.value) | {"low_frequency": LOW_FREQUENCY})
+    from ..chem.thermo import LOW_FREQUENCY_NOTE, rrho
+
+    result = rrho(*_species(structure, hessian, parameters), temperature.value).to_dict()
+    return orm.Dict(result | {"low_frequency": LOW_FREQUENCY_NOTE})
 
 
 @calcfunction
 def reaction_thermochemistry(temperature: orm.Float, **nodes) -> orm.Dict:
     """RRHO thermochemistry (quasi-RRHO entropies) of reactant, TS and product from their stage outputs,
     Gibbs and enthalpy barriers and Eyring rate constants both ways (unimolecular, symmetry number 1)."""
-    from ..chem.thermo import eyring_rate
+    from ..chem.thermo import reaction_thermochemistry as thermochemistry
 
-    t = temperature.value
-    species = {}
-    for role in ("reactant", "ts", "product"):
-        result = _rrho(nodes[f"{role}_structure"], nodes[f"{role}_hessian"], nodes[f"{role}_parameters"], t)
-        species[role] = {k: v for k, v in result.items() if k not in ("temperature", "pressure", "low_frequency")}
-    out = {"temperature_k": t, "pressure_pa": 101325.0, "low_frequency": LOW_FREQUENCY, "species": species}
-    for direction, start in (("forward", "reactant"), ("reverse", "product")):
-        dg = species["ts"]["gibbs_energy"] - species[start]["gibbs_energy"]
-        out[f"gibbs_barrier_{direction}_ev"] = dg
-        out[f"enthalpy_barrier_{direction}_ev"] = species["ts"]["enthalpy"] - species[start]["enthalpy"]
-        out[f"rate_{direction}_per_s"] = eyring_rate(dg, t)
-    return orm.Dict(out)
+    species = {
+        role: _species(nodes[f"{role}_structure"], nodes[f"{role}_hessian"], nodes[f"{role}_parameters"])
+        for role in ("reactant", "ts", "product")
+    }
+    return orm.Dict(thermochemistry(species, temperature.value))

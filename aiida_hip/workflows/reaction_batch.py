@@ -87,6 +87,13 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
             help="1: one hip.ts_search work chain per reaction; more: hip.ts_batch jobs of this many reactions.",
         )
         spec.input(
+            "processes_per_job",
+            valid_type=orm.Int,
+            default=lambda: orm.Int(1),
+            help="Packed jobs: run this many of a job's reactions at once, in processes that share the worker's "
+            "model (batched predictions); the job asks the scheduler for as many cores.",
+        )
+        spec.input(
             "pack",
             valid_type=orm.Bool,
             default=lambda: orm.Bool(False),
@@ -122,6 +129,8 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
                 return f"reaction {name!r}: {error}"
         if value.get("max_concurrent") is not None and value["max_concurrent"].value < 1:
             return "max_concurrent must be at least 1"
+        if value.get("processes_per_job") is not None and value["processes_per_job"].value < 1:
+            return "processes_per_job must be at least 1"
         per_job = value.get("reactions_per_job")
         if per_job is not None and per_job.value < 1:
             return "reactions_per_job must be at least 1"
@@ -146,6 +155,7 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
         max_concurrent: int = 4,
         group_label: str | None = None,
         reactions_per_job: int = 1,
+        processes_per_job: int = 1,
     ):
         """A batch builder: every reaction gets ``hip.ts_search`` inputs from the same protocol
         (packed jobs, ``reactions_per_job`` > 1, take the same settings)."""
@@ -164,6 +174,7 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
         builder.products = {name: pair[1] for name, pair in reactions.items()}
         builder.max_concurrent = orm.Int(max_concurrent)
         builder.reactions_per_job = orm.Int(reactions_per_job)
+        builder.processes_per_job = orm.Int(processes_per_job)
         if group_label:
             builder.group_label = orm.Str(group_label)
         return builder
@@ -220,7 +231,7 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
                     "metadata": {
                         "label": f"ts_batch {index}: {names[0]} .. {names[-1]}",
                         "call_link_label": f"ts_batch_{index}",
-                        "options": options,
+                        "options": self._job_options(options, len(names)),
                     },
                 }
             )
@@ -234,6 +245,15 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
             self.to_context(**{f"job_{index}": node})
             self.report(f"HipTSBatchCalculation<{node.pk}>: {len(names)} reactions ({', '.join(names)})")
         return None
+
+    def _job_options(self, options: dict, n_reactions: int) -> dict:
+        """The stage's scheduler options plus, for parallel reactions, ``processes`` and as many cores."""
+        processes = min(self.inputs.processes_per_job.value, n_reactions)
+        if processes == 1:
+            return options
+        resources = dict(options.get("resources") or {"num_machines": 1})
+        resources["num_mpiprocs_per_machine"] = max(processes, resources.get("num_mpiprocs_per_machine", 1))
+        return {**options, "processes": processes, "resources": resources}
 
     def collect(self):
         if self.ctx.packed:

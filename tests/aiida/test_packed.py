@@ -118,6 +118,7 @@ def test_batch_packs_reactions_into_jobs(aiida_profile, hip_code):
         protocol="fast",
         overrides={"route": "sella", "parameters": XTB},
         reactions_per_job=2,
+        processes_per_job=2,
         max_concurrent=2,
         group_label="test/packed",
     )
@@ -125,6 +126,11 @@ def test_batch_packs_reactions_into_jobs(aiida_profile, hip_code):
     assert node.is_finished_ok, node.exit_message
     jobs = [n for n in node.called if n.process_type == "aiida.calculations:hip.ts_batch"]
     assert sorted(len(job.inputs.reactants) for job in jobs) == [1, 2]
+    # the two-reaction job ran its reactions side by side (two processes, two cores asked for)
+    for job in jobs:
+        expected = 2 if len(job.inputs.reactants) == 2 else 1
+        assert job.get_option("processes") == expected
+        assert job.get_option("resources")["num_mpiprocs_per_machine"] == expected
     summary = results["summary"].get_dict()
     assert [row["reaction"] for row in summary["reactions"]] == sorted(reactions)
     assert summary["n_success"] >= 2, summary
@@ -141,6 +147,21 @@ def test_batch_packs_reactions_into_jobs(aiida_profile, hip_code):
     detail = reaction_detail(ok["pk"])
     assert detail["reaction"] == ok["reaction"] and detail["stages"][0]["process"] == "HipTSBatchCalculation"
     assert detail["outputs"]["ts"] == f"StructureData<{ok['ts_pk']}>"
+
+    # packed jobs carry thermochemistry and the IRC energy profile, which the report shows
+    verified = [row for row in summary["reactions"] if row["status"] == "success"]
+    assert all(row["gibbs_barrier_forward_ev"] is not None and row["rate_forward_per_s"] > 0 for row in verified)
+    from aiida_hip.report import collect_report, render_report
+
+    data = collect_report(str(node.pk))
+    assert sorted(e.row["reaction"] for e in data.entries) == sorted(reactions)
+    for entry in data.entries:
+        if entry.row["status"] == "success":
+            assert entry.profile is not None and entry.ts_xyz is not None
+            assert max(entry.profile["energy_ev"]) == pytest.approx(entry.row["barrier_forward_ev"], abs=1e-6)
+            assert entry.summary["gibbs_barrier_forward_ev"] is not None
+    page = render_report(data)
+    assert page.count('<tr class="reaction') == 3 and "(job " in page
 
 
 def test_identical_job_comes_from_the_cache(aiida_profile, hip_code):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from ase.io import read
 from click.testing import CliRunner
 
 from aiida_hip.chem.geometry import aligned_rmsd
+from aiida_hip.chem.thermo import eyring_rate
 from aiida_hip.cli import main
 from aiida_hip.pipeline import STATUSES, Level, TSSearchSettings, read_reaction, ts_search
 
@@ -47,6 +49,21 @@ def test_xtb_finds_the_reference_ts(tmp_path, name, route):
     assert set(saved) >= RESULT_KEYS
     assert (tmp_path / saved["files"]["ts"]).is_file() and (tmp_path / saved["files"]["irc"]).is_file()
     assert saved["wall_time_s"]["total"] >= sum(v for k, v in saved["wall_time_s"].items() if k != "total") * 0.99
+    # the energy along the IRC: every point kept, the TS on top at s = 0, both ends downhill
+    profile = saved["stages"]["irc" if route == "pysisyphus" else "irc_sella"]["profile"]
+    s, energy = np.array(profile["s_angstrom"]), np.array(profile["energy_ev"])
+    assert len(s) == len(energy) == saved["stages"]["irc" if route == "pysisyphus" else "irc_sella"]["n_points"]
+    top = int(np.argmax(energy))
+    assert s[top] == 0 and s[0] < 0 < s[-1] and np.all(np.diff(s) >= 0)
+    assert energy[top] - min(energy[0], energy[-1]) > 0.5 * result.barrier_reverse_ev
+    # thermochemistry of the verified TS (RRHO, 298.15 K), consistent with the electronic barriers
+    thermo = saved["thermochemistry"]
+    assert thermo["temperature_k"] == 298.15 and thermo["ends_n_imaginary"] == {"reactant": 0, "product": 0}
+    assert thermo["species"]["ts"]["electronic_energy"] - thermo["species"]["reactant"]["electronic_energy"] == (
+        pytest.approx(result.barrier_forward_ev, abs=1e-9)
+    )
+    assert abs(thermo["gibbs_barrier_forward_ev"] - result.barrier_forward_ev) < 0.3  # ZPE + thermal corrections
+    assert thermo["rate_forward_per_s"] == pytest.approx(eyring_rate(thermo["gibbs_barrier_forward_ev"]), rel=1e-12)
 
 
 def test_hessian_free_baseline_needs_more_steps(tmp_path):
@@ -82,6 +99,28 @@ def test_cli_ts_search_with_the_shipped_model(tmp_path, monkeypatch):
     assert saved["n_hessian_evaluations"] > 0
     if saved["ts_found"]:
         assert saved["n_imaginary"] == 1 and saved["imaginary_frequency_cm1"] < 0
+
+
+def test_rfo_bfgs_from_the_level_hessian(tmp_path):
+    """The seed's "RFO-BFGS, ... init": one Hessian of the level at the start, BFGS updates after; the
+    Lindh guess start computes none."""
+    from ase.build import molecule
+
+    from aiida_hip.pipeline.calculators import Evaluator
+    from aiida_hip.pipeline.opt import OptSettings, run_opt
+
+    ethanol = molecule("CH3CH2OH")
+    ethanol.positions += np.random.default_rng(3).normal(scale=0.05, size=ethanol.positions.shape)
+    evaluator = Evaluator(Level(calculator="xtb", hessian="reference"))
+    runs = {
+        start: run_opt(ethanol, evaluator, OptSettings(hessian_recalc=None, hessian_init=start), tmp_path / start)
+        for start in ("calc", "guess")
+    }
+    assert runs["calc"].converged and runs["guess"].converged
+    assert runs["calc"].n_hessian_evaluations == 1 and runs["guess"].n_hessian_evaluations == 0
+    assert runs["calc"].energy_ev == pytest.approx(runs["guess"].energy_ev, abs=2e-3)
+    with pytest.raises(ValueError, match="hessian_init"):
+        OptSettings(hessian_init="identity")
 
 
 def test_hip_optimize_and_freq_of_a_minimum(tmp_path):

@@ -114,3 +114,18 @@ def test_a_run_away_ts_is_not_converged():
     assert not result.converged and result.fragmented and "[2]" in result.message
     bonded = Atoms("CNH", positions=[[0, 0, 0], [1.17, 0, 0], [0.6, 1.0, 0]])
     assert check_fragments(TSOptResult(converged=True, n_cycles=5, message="converged", ts=bonded)).converged
+
+
+def test_irc_profile_is_path_length_from_the_top():
+    """The IRC energy profile: Cartesian path length, 0 at the highest point, forward end first."""
+    from ase import Atoms
+
+    from aiida_hip.pipeline.irc import IRCResult
+
+    frames = [Atoms("H2", positions=[[0, 0, 0], [0.5 + 0.1 * k, 0, 0]]) for k in range(5)]
+    result = IRCResult(True, "", trajectory=frames, energies_ev=[0.0, 0.4, 1.0, 0.6, 0.1])
+    profile = result.profile()
+    assert profile["s_angstrom"] == pytest.approx([-0.2, -0.1, 0.0, 0.1, 0.2])
+    assert profile["energy_ev"] == [0.0, 0.4, 1.0, 0.6, 0.1]
+    assert IRCResult(True, "", trajectory=frames, energies_ev=[0.0, 1.0]).profile() is None  # ends only
+    assert result.summary()["profile"] == profile
