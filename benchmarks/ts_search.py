@@ -118,6 +118,35 @@ def run_one(job: dict) -> dict:
     return row
 
 
+def collected_row(job: dict) -> dict | None:
+    """The row of a job from what its search left in its folder (``result.json``, ``ts.xyz``), or None:
+    lets an interrupted benchmark be summarised (``--collect``) without running anything again."""
+    folder = Path(job["workdir"])
+    if not (folder / "result.json").is_file():
+        return None
+    from ase.io import read
+
+    d = json.loads((folder / "result.json").read_text())
+    ts = read(folder / "ts.xyz").positions.tolist() if (folder / "ts.xyz").is_file() else None
+    return {
+        "reaction": job["name"],
+        "config": job["config"],
+        "n_atoms": len(job["numbers"]),
+        "status": d["status"],
+        "path_ok": d["status"] != "gsm_failed",
+        "ts_converged": d["status"] not in ("gsm_failed", "tsopt_not_converged"),
+        "one_imaginary": bool(d["ts_found"]),
+        "irc_intended": bool(d["irc_intended"]),
+        "tsopt_steps": d["n_tsopt_steps"],
+        "hessians": d["n_hessian_evaluations"],
+        "barrier_ev": d["barrier_forward_ev"],
+        "imaginary_cm1": d["imaginary_frequency_cm1"],
+        "ts": ts if d["ts_found"] else None,
+        "message": d["message"][:300],
+        "wall_s": d["wall_time_s"]["total"],
+    }
+
+
 def summarise(rows: list[dict], configs: list[str]) -> dict:
     out = {}
     for config in configs:
@@ -210,6 +239,11 @@ def main(argv: list[str] | None = None) -> None:
         help="pysisyphus compares Hessian sources on RS-P-RFO alone (default)",
     )
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_ts_search")
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="run nothing: summarise the searches an earlier (interrupted) run finished in --workdir",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
 
@@ -239,6 +273,10 @@ def main(argv: list[str] | None = None) -> None:
     ]
     print(f"{len(reactions)} reactions x {len(configs)} configurations on {args.workers} processes")
     rows = []
+    if args.collect:  # an interrupted run: what finished, compared on the reactions every configuration finished
+        rows = [row for row in map(collected_row, jobs) if row is not None]
+        args.merge.append(None)
+        jobs = []
     context = multiprocessing.get_context("spawn")  # tblite + fork can hang
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
         futures = [pool.submit(run_one, job) for job in jobs]
@@ -251,6 +289,8 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     for path in args.merge:
+        if path is None:
+            continue
         earlier = json.loads(path.read_text())
         rows += earlier["rows"]
         configs = [c for c in earlier["configs"] if c not in configs] + configs
