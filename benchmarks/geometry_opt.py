@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
         }
     meta = metadata(
         checkpoint=args.checkpoint,
-        level="HIP energy surface (shipped checkpoint, float64) for the first six rows; GFN2-xTB for the xTB rows",
+        level="HIP energy surface (shipped checkpoint, float64) for the rows without 'xTB:'; "
+        "GFN2-xTB for the 'xTB:' rows",
         data=f"{len(starts)} held-out minima (test split) rattled by {args.rms} A RMS, seed 20261126",
         convergence="Gaussian normal (pysisyphus gau), 150 steps",
         coordinates="redundant internals (pysisyphus)" if args.coords == "redund" else "Cartesian",
