@@ -89,20 +89,7 @@ def run_one(job: dict) -> dict:
         if recalc:
             settings = replace(settings, tsopt=replace(settings.tsopt, hessian_recalc=int(recalc[0])))
         res = ts_search(r, p, job["workdir"], level, settings)
-        d = res.to_dict()
-        row |= {
-            "status": d["status"],
-            "path_ok": d["status"] != "gsm_failed",
-            "ts_converged": d["status"] not in ("gsm_failed", "tsopt_not_converged"),
-            "one_imaginary": bool(d["ts_found"]),
-            "irc_intended": bool(d["irc_intended"]),
-            "tsopt_steps": d["n_tsopt_steps"],
-            "hessians": d["n_hessian_evaluations"],
-            "barrier_ev": d["barrier_forward_ev"],
-            "imaginary_cm1": d["imaginary_frequency_cm1"],
-            "ts": res.ts.positions.tolist() if res.ts is not None else None,
-            "message": d["message"][:300],
-        }
+        row |= result_fields(res.to_dict(), res.ts.positions.tolist() if res.ts is not None else None)
     except Exception as exc:
         row |= {
             "status": "error",
@@ -128,10 +115,13 @@ def collected_row(job: dict) -> dict | None:
 
     d = json.loads((folder / "result.json").read_text())
     ts = read(folder / "ts.xyz").positions.tolist() if (folder / "ts.xyz").is_file() else None
+    row = {"reaction": job["name"], "config": job["config"], "n_atoms": len(job["numbers"])}
+    return row | result_fields(d, ts if d["ts_found"] else None) | {"wall_s": d["wall_time_s"]["total"]}
+
+
+def result_fields(d: dict, ts: list | None) -> dict:
+    """A row's funnel fields from a search's ``result.json`` content ``d`` (``ts``: TS positions, A)."""
     return {
-        "reaction": job["name"],
-        "config": job["config"],
-        "n_atoms": len(job["numbers"]),
         "status": d["status"],
         "path_ok": d["status"] != "gsm_failed",
         "ts_converged": d["status"] not in ("gsm_failed", "tsopt_not_converged"),
@@ -141,9 +131,8 @@ def collected_row(job: dict) -> dict | None:
         "hessians": d["n_hessian_evaluations"],
         "barrier_ev": d["barrier_forward_ev"],
         "imaginary_cm1": d["imaginary_frequency_cm1"],
-        "ts": ts if d["ts_found"] else None,
+        "ts": ts,
         "message": d["message"][:300],
-        "wall_s": d["wall_time_s"]["total"],
     }
 
 
