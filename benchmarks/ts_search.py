@@ -1,7 +1,11 @@
 """TS-search success funnel per Hessian source (the seed's Figure 4 on our own reactions).
 
     python benchmarks/ts_search.py [--sets xtb_rx,own] [--configs hip:predicted,hip:none,xtb:reference]
-                                   [--data data/hip_xtb.h5] [--max-reactions 20] [--workers 2]
+                                   [--routes pysisyphus,sella,auto] [--data data/hip_xtb.h5]
+                                   [--max-reactions 20] [--workers 2]
+
+With several ``--routes`` every configuration runs on each route and is labelled ``route/calculator:hessian``
+(the ``auto`` rows also count how often the second route had to take over).
 
 Development sets only: pysisyphus's ``lib:xtb_rx`` reactions made of C, H, N, O and the test split of
 our own dataset (reactant and product = the xTB-optimised ends of each reaction's NEB). Every
@@ -30,6 +34,7 @@ DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search"
 CHNO = {1, 6, 7, 8}
 #: calculator:hessian[:k] (k = a fresh Hessian every k RS-P-RFO steps, Bofill updates between; default 1)
 DEFAULT_CONFIGS = "hip:predicted,hip:autograd,hip:none,xtb:reference,xtb:none"
+ROUTES = ("pysisyphus", "sella", "auto")
 FUNNEL = (
     ("path_ok", "path (GSM/NEB)"),
     ("ts_converged", "TS converged"),
@@ -78,7 +83,8 @@ def run_one(job: dict) -> dict:
     from aiida_hip.pipeline import Level, TSSearchSettings, ts_search
 
     torch.set_num_threads(1)
-    calculator, hessian, *recalc = job["config"].split(":")  # optional third part: Hessian every k TS steps
+    # [route/]calculator:hessian[:k]; optional k: a fresh Hessian every k TS steps
+    calculator, hessian, *recalc = job["config"].rsplit("/", 1)[-1].split(":")
     r = Atoms(numbers=job["numbers"], positions=job["reactant"])
     p = Atoms(numbers=job["numbers"], positions=job["product"])
     t0 = time.perf_counter()
@@ -133,6 +139,8 @@ def result_fields(d: dict, ts: list | None) -> dict:
         "imaginary_cm1": d["imaginary_frequency_cm1"],
         "ts": ts,
         "message": d["message"][:300],
+        "route_used": d.get("route"),
+        "n_attempts": len((d.get("stages") or {}).get("attempts") or []) or None,
     }
 
 
@@ -147,14 +155,18 @@ def summarise(rows: list[dict], configs: list[str]) -> dict:
             "median_tsopt_steps": statistics.median(steps) if steps else None,
             "median_wall_s": statistics.median([r["wall_s"] for r in sel]) if sel else None,
         }
-    # How close the HIP-surface TSs are to the xTB ones, where both were found.
-    xtb = {r["reaction"]: r for r in rows if r["config"] == "xtb:reference" and r["one_imaginary"]}
-    if xtb:
-        from aiida_hip.chem.geometry import aligned_rmsd
+        if config.startswith("auto/"):
+            out[config]["second_route_used"] = sum((r.get("n_attempts") or 1) > 1 for r in sel)
+    # How close the HIP-surface TSs are to the xTB ones (same route), where both were found.
+    from aiida_hip.chem.geometry import aligned_rmsd
 
-        for config in configs:
-            if not config.startswith("hip:"):
-                continue
+    for config in configs:
+        route, _, spec = config.rpartition("/")
+        if not spec.startswith("hip:"):
+            continue
+        reference = f"{route}/xtb:reference" if route else "xtb:reference"
+        xtb = {r["reaction"]: r for r in rows if r["config"] == reference and r["one_imaginary"]}
+        if xtb:
             d = [
                 aligned_rmsd(np.array(r["ts"]), np.array(xtb[r["reaction"]]["ts"]))
                 for r in rows
@@ -177,6 +189,9 @@ def markdown(summary: dict) -> str:
             + f" | {s['median_tsopt_steps'] if s['median_tsopt_steps'] is not None else '-'}"
             + f" | {s['median_wall_s']:.1f} | {'-' if rmsd is None else f'{rmsd:.3f}'} |"
         )
+    for config, s in summary.items():
+        if "second_route_used" in s:
+            lines.append(f"\n{config}: the fallback route ran for {s['second_route_used']} of {s['reactions']}.")
     return "\n".join(lines)
 
 
@@ -224,8 +239,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--route",
         default="pysisyphus",
-        choices=["pysisyphus", "sella", "auto"],
+        choices=ROUTES,
         help="pysisyphus compares Hessian sources on RS-P-RFO alone (default)",
+    )
+    parser.add_argument(
+        "--routes",
+        default=None,
+        help="comma-separated routes (pysisyphus,sella,auto): every configuration on each, labelled route/config",
     )
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_ts_search")
     parser.add_argument(
@@ -245,7 +265,11 @@ def main(argv: list[str] | None = None) -> None:
         if not args.data.is_file():
             sys.exit(f"{args.data} not found: generate it (aiida-hip data generate) or use --sets xtb_rx")
         reactions += own_reactions(args.data)[: args.max_reactions]
-    configs = args.configs.split(",") if reactions else []  # --sets none: only merge earlier results
+    routes = args.routes.split(",") if args.routes else [args.route]
+    if unknown := set(routes) - set(ROUTES):
+        parser.error(f"unknown route(s) {sorted(unknown)}: choose from {', '.join(ROUTES)}")
+    labels = [f"{route}/{c}" if len(routes) > 1 else c for route in routes for c in args.configs.split(",")]
+    configs = labels if reactions else []  # --sets none: only merge earlier results
     jobs = [
         {
             "name": name,
@@ -254,8 +278,10 @@ def main(argv: list[str] | None = None) -> None:
             "product": p,
             "config": c,
             "checkpoint": args.checkpoint,
-            "route": args.route,
-            "workdir": str(args.workdir / c.replace(":", "_") / name.replace("/", "_").replace(">", "-")[:80]),
+            "route": c.split("/")[0] if len(routes) > 1 else args.route,
+            "workdir": str(
+                args.workdir / c.replace(":", "_").replace("/", "_") / name.replace("/", "_").replace(">", "-")[:80]
+            ),
         }
         for name, z, r, p in reactions
         for c in configs
@@ -293,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     payload = {
         "sets": args.sets,
         "configs": configs,
-        "route": args.route,
+        "route": ",".join(routes),
         "summary": summary,
         "rows": rows,
     }
@@ -302,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
         level="HIP (shipped checkpoint) or GFN2-xTB energies and forces; Hessian source per configuration",
         data=f"{len({r['reaction'] for r in rows})} reactions: lib:xtb_rx CHNO (development set) and our held-out "
         "test split",
-        route=args.route,
+        route=",".join(routes),
         processes=args.workers,
     )
     payload["meta"] = meta

@@ -31,6 +31,20 @@ def summarize_batch(names: orm.List, **results) -> orm.Dict:
     return orm.Dict(summarize_rows(rows))
 
 
+@calcfunction
+def summarize_jobs(names: orm.List, **jobs) -> orm.Dict:
+    """One row per reaction (in input order) from the packed jobs' own summaries (``job_<k>``: their
+    ``output_parameters``, in submission order). A reaction packed again takes its row from the later job
+    that has a result. One input per job rather than one per reaction: a summary of thousands of reactions
+    would otherwise spend most of its time storing links."""
+    rows: dict[str, dict] = {}
+    for key in sorted(jobs, key=lambda k: int(k.rsplit("_", 1)[1])):
+        for row in jobs[key].get_dict().get("reactions", []):
+            if row["status"] != "no_result" or row["reaction"] not in rows:
+                rows[row["reaction"]] = row
+    return orm.Dict(summarize_rows([rows.get(name) or summary_row(name, None) for name in names.get_list()]))
+
+
 def packed_settings(inputs: dict) -> dict:
     """The pipeline's ``TSSearchSettings`` (as a dict) from ``hip.ts_search`` inputs: the protocol's
     per-stage settings folded into the one settings mapping of a ``hip.ts_batch`` job."""
@@ -300,9 +314,17 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
             self.out(f"results.{name}", node)
         for name, node in structures.items():
             self.out(f"transition_states.{name}", node)
-        summary = summarize_batch(
-            orm.List([link_label(name) for name in names]), **results, metadata={"call_link_label": "summary"}
-        )
+        labels = orm.List([link_label(name) for name in names])
+        if self.ctx.packed:
+            jobs = [orm.load_node(uuid) for uuid in self.ctx.jobs]
+            summaries = {
+                f"job_{k}": job.outputs.output_parameters
+                for k, job in enumerate(jobs)
+                if "output_parameters" in job.outputs
+            }
+            summary = summarize_jobs(labels, **summaries, metadata={"call_link_label": "summary"})
+        else:
+            summary = summarize_batch(labels, **results, metadata={"call_link_label": "summary"})
         self.out("summary", summary)
         self.report(f"{summary['n_success']} of {summary['n_reactions']} reactions succeeded")
         if summary["n_success"] == 0:

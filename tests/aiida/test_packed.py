@@ -11,12 +11,13 @@ from aiida.engine import run_get_node
 from aiida.plugins import CalculationFactory
 
 from aiida_hip.calcjobs import structure_from_dict
+from aiida_hip.calcjobs.batch import summarize_rows, summary_row
 from aiida_hip.pipeline import TSSearchSettings
 from aiida_hip.pipeline.inputs import read_reaction
 from aiida_hip.reactions import bundled_reactions
 from aiida_hip.worker.stages import build_settings
 from aiida_hip.workflows import ReactionBatchWorkChain
-from aiida_hip.workflows.reaction_batch import packed_settings
+from aiida_hip.workflows.reaction_batch import packed_settings, summarize_jobs
 
 XTB = {"calculator": "xtb", "hessian": "reference"}
 
@@ -108,6 +109,28 @@ def test_parser_keeps_what_a_killed_worker_finished(aiida_profile, aiida_localho
     assert "isocyanic_cyanic_acid" not in outputs["results"]
     rows = {row["reaction"]: row for row in outputs["output_parameters"]["reactions"]}
     assert rows["isocyanic_cyanic_acid"]["status"] == "no_result"
+
+
+def test_batch_summary_from_job_summaries_later_result_wins(aiida_profile):
+    """The packed batch's summary reads the jobs' own summaries: a reaction a job did not finish takes its row
+    from the job it was packed into again (``job_10`` comes after ``job_2``), one nobody finished stays
+    ``no_result``, and the rows follow the batch's order, not the jobs'."""
+
+    def job(rows: dict) -> orm.Dict:
+        return orm.Dict(summarize_rows([summary_row(name, data) for name, data in rows.items()]))
+
+    ok = {"status": "success", "barrier_forward_ev": 1.0, "irc_intended": True}
+    failed = {"status": "tsopt_not_converged", "message": "no TS"}
+    jobs = {
+        "job_2": job({"b": None, "a": ok, "d": failed}),
+        "job_10": job({"b": {**ok, "barrier_forward_ev": 2.0}, "c": None}),
+    }
+    summary = summarize_jobs(orm.List(["a", "b", "c", "d"]), **jobs).get_dict()
+    rows = {row["reaction"]: row for row in summary["reactions"]}
+    assert [row["reaction"] for row in summary["reactions"]] == ["a", "b", "c", "d"]
+    assert rows["b"]["status"] == "success" and rows["b"]["barrier_forward_ev"] == 2.0
+    assert rows["c"]["status"] == "no_result" and rows["d"]["status"] == "tsopt_not_converged"
+    assert summary["n_success"] == 2 and summary["counts"] == {"success": 2, "no_result": 1, "tsopt_not_converged": 1}
 
 
 def test_batch_packs_reactions_into_jobs(aiida_profile, hip_code):

@@ -27,6 +27,7 @@ def test_console_script_runs_freq_with_the_shipped_model(tmp_path):
     write_input(tmp_path / "in.json", "freq", [water_entry()], settings={"expected": "minimum"})
     done = subprocess.run([str(WORKER), "in.json"], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert done.returncode == EXIT_OK, done.stderr
+    assert done.stdout.startswith("water: ")  # flushed before the worker's hard exit
     results, arrays = read_results(tmp_path)
     assert results["model"]["sha256"] == sha256(DEFAULT_CHECKPOINT)
     entry = results["reactions"][0]
@@ -93,6 +94,14 @@ def test_unusable_input_files(tmp_path, payload, match):
     results, _ = read_results(tmp_path)
     assert results["error"]["type"] == "invalid_input"
     assert match in results["error"]["message"]
+
+
+def test_console_script_exit_code_and_message_survive_the_hard_exit(tmp_path):
+    """The executable leaves with ``os._exit``: its exit code and its last words must still get out."""
+    (tmp_path / "in.json").write_text("{not json")
+    done = subprocess.run([str(WORKER), "in.json"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert done.returncode == EXIT_INVALID_INPUT
+    assert done.stderr.startswith("aiida-hip-worker: invalid_input: ") and "not JSON" in done.stderr
 
 
 def test_checkpoint_hash_mismatch_is_refused(tmp_path):
