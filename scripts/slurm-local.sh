@@ -45,6 +45,8 @@ SlurmdLogFile=/var/log/slurm/slurmd.log
 GresTypes=gpu
 NodeName=$host CPUs=$(nproc) RealMemory=4000 Gres=gpu:fake:1 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+# start a batch job at the next scheduler tick (<= 1 s), not after the default 3 s batching delay
+SchedulerParameters=batch_sched_delay=0
 CONF
 echo "NodeName=$host Name=gpu Type=fake File=/dev/null" > /etc/slurm/gres.conf
 slurmctld

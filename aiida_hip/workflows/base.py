@@ -16,13 +16,14 @@ from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_han
 
 from ..calcjobs import HipOptCalculation, HipStageCalculation, HipTSOptCalculation
 from .functions import displace_along_mode, mode_as_tangent, molecule_thermochemistry
+from .resume import SubmitOnceMixin
 
 #: largest atomic displacement (A) along an unwanted imaginary mode before re-optimising
 DISPLACEMENT = 0.15
 _CODES = HipStageCalculation.exit_codes
 
 
-class HipBaseWorkChain(BaseRestartWorkChain):
+class HipBaseWorkChain(SubmitOnceMixin, BaseRestartWorkChain):
     """Shared outline and handlers; subclasses name the CalcJob, its namespace and its geometry ports."""
 
     _process_class: type[HipStageCalculation]

@@ -218,7 +218,7 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
             inputs = AttributeDict(base)
             inputs.reactant, inputs.product = self.inputs.reactants[name], self.inputs.products[name]
             inputs.metadata = {"label": name, "call_link_label": f"ts_search_{link_label(name)}"}
-            node = self.submit_once(TransitionStateWorkChain, **inputs)
+            node = self.submit(TransitionStateWorkChain, **inputs)
             self.to_context(searches=append_(node))
             self.report(f"{name}: TransitionStateWorkChain<{node.pk}>")
         return None
@@ -254,7 +254,7 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
                     inputs[key] = path[key]
             for name in names:
                 self.ctx.attempts[name] = self.ctx.attempts.get(name, 0) + 1
-            node = self.submit_once(HipTSBatchCalculation, **inputs)
+            node = self.submit(HipTSBatchCalculation, **inputs)
             self.ctx.jobs.append(node.uuid)
             self.to_context(**{f"job_{index}": node})
             self.report(f"HipTSBatchCalculation<{node.pk}>: {len(names)} reactions ({', '.join(names)})")

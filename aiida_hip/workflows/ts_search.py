@@ -295,7 +295,7 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
         for role in ("reactant", "product"):
             inputs = self._stage_inputs(HipOptCalculation, "opt", f"opt_{role}")
             inputs.structure = self.inputs[role]
-            calcs[f"opt_{role}"] = self.submit_once(HipOptCalculation, **inputs)
+            calcs[f"opt_{role}"] = self.submit(HipOptCalculation, **inputs)
         self.report(f"minimising reactant<{calcs['opt_reactant'].pk}> and product<{calcs['opt_product'].pk}>")
         return ToContext(**calcs)
 
@@ -339,7 +339,7 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
     def run_path(self):
         inputs = self._stage_inputs(HipPathCalculation, "path", "path")
         inputs.reactant, inputs.product = self.ctx.reactant, self.ctx.product
-        node = self.submit_once(HipPathCalculation, **inputs)
+        node = self.submit(HipPathCalculation, **inputs)
         self.report(f"path ({self.ctx.route}) <{node.pk}>")
         return ToContext(path_calc=node)
 
@@ -361,7 +361,7 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
         settings = inputs.tsopt.settings.get_dict() if "settings" in inputs.tsopt else {}
         inputs.tsopt.settings = orm.Dict(settings | {"route": self.ctx.route})
         inputs.metadata = self._label("tsopt")
-        node = self.submit_once(HipTSOptBaseWorkChain, **inputs)
+        node = self.submit(HipTSOptBaseWorkChain, **inputs)
         self.report(f"TS optimisation ({self.ctx.route}) <{node.pk}>")
         return ToContext(tsopt_wc=node)
 
@@ -393,7 +393,7 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
         tsopt = self.ctx.tsopt_wc.outputs
         inputs.ts, inputs.hessian = tsopt.ts, tsopt.hessian
         inputs.reactant, inputs.product = self.ctx.reactant, self.ctx.product
-        node = self.submit_once(HipIRCCalculation, **inputs)
+        node = self.submit(HipIRCCalculation, **inputs)
         self.report(f"IRC ({self.ctx.route}) <{node.pk}>")
         return ToContext(irc_calc=node)
 
@@ -414,7 +414,7 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
     def run_dft(self):
         inputs = self._stage_inputs(HipDFTCalculation, "dft", "dft")
         inputs.structure = self.ctx.stage_nodes["tsopt"].outputs.ts
-        node = self.submit_once(HipDFTCalculation, **inputs)
+        node = self.submit(HipDFTCalculation, **inputs)
         self.report(f"DFT verification <{node.pk}>")
         return ToContext(dft_calc=node)
 

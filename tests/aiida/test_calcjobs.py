@@ -85,3 +85,23 @@ def test_scheduler_options_pass_through_untouched(aiida_profile, hip_code, struc
     payload = json.loads((submit / "aiida.json").read_text())
     assert payload["stage"] == "tsopt" and payload["checkpoint"]["sha256"] == builder.path.model.sha256
     assert (submit / "model.pt").is_file()
+
+
+@pytest.mark.parametrize(("scheduler", "interval"), [("core.direct", 0.1), ("core.slurm", 0.2)])
+def test_setup_computers_poll_often_without_a_login_shell(aiida_profile, scheduler, interval):
+    """``aiida-hip setup``'s computers: every scheduler command without ``bash -l`` (0.15 s of CPU each on
+    a 2-core machine running the chemistry), polled often; the code runs the worker by its absolute path."""
+    from aiida_hip.cli.database import ensure_code
+    from tests.conftest import worker_path
+
+    label = f"setup-{scheduler.split('.')[1]}"
+    code = ensure_code(str(worker_path()), label, scheduler=scheduler)
+    computer = orm.load_computer(label)
+    assert computer.scheduler_type == scheduler and code.computer.uuid == computer.uuid
+    assert computer.get_minimum_job_poll_interval() == interval
+    assert computer.get_authinfo(orm.User.collection.get_default()).get_auth_params()["use_login_shell"] is False
+    with computer.get_transport() as transport:
+        assert transport._bash_command_str == "bash "
+        retval, stdout, _ = transport.exec_command_wait("echo ok")
+    assert (retval, stdout.strip()) == (0, "ok")
+    assert ensure_code(str(worker_path()), label, scheduler=scheduler).uuid == code.uuid  # idempotent

@@ -6,9 +6,12 @@ import math
 
 import pytest
 from aiida import orm
-from aiida.engine import run_get_node
+from aiida.common.exceptions import NotExistent
+from aiida.engine import ExitCode, ToContext, WorkChain, run_get_node
 
 from aiida_hip.workflows import TransitionStateWorkChain
+from aiida_hip.workflows.base import HipTSOptBaseWorkChain
+from aiida_hip.workflows.resume import SubmitOnceMixin
 from tests.conftest import REACTIONS
 
 XTB = {"parameters": {"calculator": "xtb", "hessian": "reference"}}
@@ -92,3 +95,76 @@ def test_geometry_workchain_restarts_when_out_of_steps(aiida_profile, hip_code, 
     assert calcs[0].exit_status == 401 and len(calcs) >= 2
     assert calcs[1].inputs.settings["opt"]["max_cycles"] == 3
     assert calcs[1].inputs.structure.uuid == calcs[0].outputs.structure.uuid  # restarted from its last geometry
+
+
+class _Child(WorkChain):
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.outline(cls.done)
+
+    def done(self):
+        pass
+
+
+class _SubmitsTwice(SubmitOnceMixin, WorkChain):
+    """A step that runs again after an interrupted checkpoint does what this step does twice in a row."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.outline(cls.launch, cls.check)
+
+    def launch(self):
+        first = self.submit(_Child, metadata={"call_link_label": "stage"})
+        again = self.submit(_Child, metadata={"call_link_label": "stage"})
+        self.ctx.same = first.pk == again.pk
+        return ToContext(child=again)
+
+    def check(self):
+        if not (self.ctx.same and self.ctx.child.is_finished_ok):
+            return ExitCode(400, "the second submit did not return the first child")
+
+
+class _InterruptedSubmit(SubmitOnceMixin, WorkChain):
+    """A worker killed inside ``submit``: the child's node and call link are stored, its state and checkpoint not."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.outline(cls.launch, cls.check)
+
+    def launch(self):
+        orphan = self.runner.instantiate_process(_Child, metadata={"call_link_label": "stage"})
+        orphan.close()
+        orphan.node.delete_checkpoint()
+        orphan.node.base.attributes.delete(orphan.node.PROCESS_STATE_KEY)
+        self.ctx.orphan = orphan.node.uuid  # not the pk: SQLite may give a deleted row's pk to the next node
+        self.node.base.extras.set("orphan", orphan.node.uuid)
+        return ToContext(child=self.submit(_Child, metadata={"call_link_label": "stage"}))
+
+    def check(self):
+        if self.ctx.child.uuid == self.ctx.orphan or not self.ctx.child.is_finished_ok:
+            return ExitCode(400, "the orphan was reused")
+
+
+def test_submit_is_idempotent_per_call_link_label(aiida_profile):
+    """A step re-run after a killed worker reuses the child it already submitted (no duplicate stage)."""
+    _, node = run_get_node(_SubmitsTwice)
+    assert node.is_finished_ok, node.exit_status
+    calls = [link for link in node.base.links.get_outgoing().all() if link.link_type.value == "call_work"]
+    assert [link.link_label for link in calls] == ["stage"]
+    assert any("was already submitted; reusing it" in log.message for log in orm.Log.collection.get_logs_for(node))
+    # aiida-core's BaseRestartWorkChain submits from its own ``run_process``: covered through ``submit``
+    assert HipTSOptBaseWorkChain.submit is SubmitOnceMixin.submit
+
+
+def test_submit_replaces_a_child_that_never_started(aiida_profile):
+    """Reusing a child whose submission was cut off before its checkpoint would wait forever."""
+    _, node = run_get_node(_InterruptedSubmit)
+    assert node.is_finished_ok, node.exit_status
+    calls = [link.node for link in node.base.links.get_outgoing().all() if link.link_type.value == "call_work"]
+    assert len(calls) == 1 and calls[0].is_finished_ok
+    with pytest.raises(NotExistent):
+        orm.load_node(node.base.extras.get("orphan"))  # deleted: it never ran and has no outputs
+    assert any("never started; deleting it" in log.message for log in orm.Log.collection.get_logs_for(node))

@@ -59,9 +59,42 @@ class Production:
             if all(states):
                 return
             time.sleep(5)
+        raise AssertionError(f"processes {pks} did not finish in {timeout:.0f} s\n{self.diagnosis()}")
+
+    def diagnosis(self) -> str:
+        """What a stuck run looks like: every unfinished process with its state and status, the queue's
+        view of them, and the daemon log lines that name them (the tail alone hides the stuck one)."""
+        unfinished = self.python(
+            """
+            import json
+            from aiida import orm
+            qb = orm.QueryBuilder().append(orm.ProcessNode, project=["id", "process_type", "label",
+                "attributes.process_state", "attributes.process_status", "attributes.scheduler_state"])
+            print(json.dumps([row for row in qb.all() if row[3] not in ("finished", "excepted", "killed")]))
+            """
+        )
+        lines = [f"unfinished processes ({len(unfinished)}):"]
+        lines += [
+            f"  {pk} {ptype} {label!r} state={state} status={status!r} scheduler={sched}"
+            for pk, ptype, label, state, status, sched in unfinished
+        ]
+        listed = self.verdi("process", "list", "-a", "-p", "1", check=False, timeout=60)
+        lines += ["verdi process list -a -p 1:", listed.stdout[-4000:], listed.stderr[-1000:]]
         log = self.path / ".aiida" / "daemon" / "log" / f"aiida-{self.name}.log"
-        tail = log.read_text()[-3000:] if log.is_file() else ""
-        raise AssertionError(f"processes {pks} did not finish in {timeout:.0f} s; daemon log tail:\n{tail}")
+        if log.is_file():
+            text = log.read_text().splitlines()
+            marks = tuple(f"[{pk}|" for pk, *_ in unfinished) + tuple(f"<{pk}>" for pk, *_ in unfinished)
+            named = [line for line in text if any(mark in line for mark in marks)]
+            problems = [line for line in text if "ERROR" in line or "Traceback" in line or "WARNING" in line]
+            lines += [
+                "daemon log, lines naming them:",
+                *named[-60:],
+                "daemon log, errors and warnings:",
+                *problems[-40:],
+                "daemon log tail:",
+                *text[-25:],
+            ]
+        return "\n".join(lines)
 
 
 @pytest.fixture(scope="session")
