@@ -159,6 +159,7 @@ def test_submit_is_idempotent_per_call_link_label(aiida_profile):
     assert HipTSOptBaseWorkChain.submit is SubmitOnceMixin.submit
 
 
+@pytest.mark.timeout(120, method="thread")  # without the fix the work chain waits for ever: fail, do not hang
 def test_submit_replaces_a_child_that_never_started(aiida_profile):
     """Reusing a child whose submission was cut off before its checkpoint would wait forever."""
     _, node = run_get_node(_InterruptedSubmit)
