@@ -126,25 +126,20 @@ class _SubmitsTwice(SubmitOnceMixin, WorkChain):
             return ExitCode(400, "the second submit did not return the first child")
 
 
-class _InterruptedSubmit(SubmitOnceMixin, WorkChain):
+class _InterruptedSubmit(_SubmitsTwice):
     """A worker killed inside ``submit``: the child's node and call link are stored, its state and checkpoint not."""
-
-    @classmethod
-    def define(cls, spec):
-        super().define(spec)
-        spec.outline(cls.launch, cls.check)
 
     def launch(self):
         orphan = self.runner.instantiate_process(_Child, metadata={"call_link_label": "stage"})
         orphan.close()
         orphan.node.delete_checkpoint()
         orphan.node.base.attributes.delete(orphan.node.PROCESS_STATE_KEY)
-        self.ctx.orphan = orphan.node.uuid  # not the pk: SQLite may give a deleted row's pk to the next node
+        # the uuid, not the pk: SQLite may give a deleted row's pk to the next node
         self.node.base.extras.set("orphan", orphan.node.uuid)
         return ToContext(child=self.submit(_Child, metadata={"call_link_label": "stage"}))
 
     def check(self):
-        if self.ctx.child.uuid == self.ctx.orphan or not self.ctx.child.is_finished_ok:
+        if self.ctx.child.uuid == self.node.base.extras.get("orphan") or not self.ctx.child.is_finished_ok:
             return ExitCode(400, "the orphan was reused")
 
 
