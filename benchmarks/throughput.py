@@ -2,13 +2,17 @@
 AiiDA + daemon (PostgreSQL + RabbitMQ) and AiiDA + daemon through SLURM, with 1, 8 and 32 reactions
 per job.
 
-    python benchmarks/throughput.py [--reactions 20] [--per-job 1,8,32] [--modes direct,sqlite,daemon,slurm]
-                                    [--protocol moderate|fast]
+    python benchmarks/throughput.py [--reactions 20] [--per-job 1,8,32] [--protocol moderate|fast]
+                                    [--modes direct,sqlite,daemon,slurm,slurm-queued] [--workers 2]
 
 Every configuration runs the same reactions (the eleven bundled ones, then seeded 0.02 A rattles of
 them up to ``--reactions``) with GFN2-xTB energies and exact Hessians, the ``--protocol`` (default
-``moderate``, what ``aiida-hip submit`` uses) and the Sella route, jobs one after the other
-(``max_concurrent`` 1), AiiDA caching off. The worker reports its own time (``worker_wall_time_s``:
+``moderate``, what ``aiida-hip submit`` uses) and the Sella route, AiiDA caching off, the daemon with
+``--workers`` workers. Jobs run one after the other (``max_concurrent`` 1), so that no two workers share
+the two cores, except in ``slurm-queued``: there the batch hands SLURM up to four jobs at once (the
+default of ``aiida-hip submit``) and SLURM runs them one at a time on the node's one GPU (every job asks
+for ``gpu:1``), as on a cluster: the next job waits in the queue while AiiDA polls, retrieves and parses
+the one before. The worker reports its own time (``worker_wall_time_s``:
 imports, model/xTB start-up and the chemistry); the rest of the wall time (AiiDA engine, upload,
 scheduler, polling, retrieval, parsing) is AiiDA's overhead. A second overhead column compares with
 the pipeline called directly (all reactions in one process): it adds the per-job cost of starting a
@@ -85,7 +89,7 @@ def packed_settings(protocol: str) -> str:
 
 
 class Profile:
-    def __init__(self, name: str, production: bool):
+    def __init__(self, name: str, production: bool, workers: int = 1):
         self.name, self.production = name, production
         self.path = Path(tempfile.mkdtemp(prefix=f"{name}-"))
         self.env = os.environ | {"AIIDA_PATH": str(self.path), "PATH": f"{BIN}:{os.environ['PATH']}"}
@@ -94,7 +98,7 @@ class Profile:
             args += ["--production", "--slurm", "slurm-local"]
         self.cli("aiida-hip", *args)
         if production:
-            self.cli("verdi", "-p", name, "daemon", "start", "1")
+            self.cli("verdi", "-p", name, "daemon", "start", str(workers))
 
     def cli(self, *args: str) -> str:
         done = subprocess.run([str(BIN / args[0]), *args[1:]], env=self.env, capture_output=True, text=True)
@@ -142,7 +146,9 @@ def run_direct(folder: Path, names: list[str], settings: dict, workdir: Path) ->
     return {"wall_s": wall, "compute_s": results["wall_time_s"], "jobs": 1, "n_success": statuses.count("success")}
 
 
-def run_aiida(profile: Profile, folder: Path, per_job: int, code: str, daemon: bool, gpus: bool, protocol: str) -> dict:
+def run_aiida(
+    profile: Profile, folder: Path, per_job: int, code: str, daemon: bool, gpus: bool, protocol: str, at_once: int = 1
+) -> dict:
     """``hip.reaction_batch`` with packed jobs of ``per_job`` reactions; wall = the batch's lifetime."""
     options = {"custom_scheduler_commands": "#SBATCH --gres=gpu:1"} if gpus else None
     script = f"""
@@ -155,7 +161,7 @@ def run_aiida(profile: Profile, folder: Path, per_job: int, code: str, daemon: b
         reactions = _reactions(Path({str(folder)!r}), None)
         builder = ReactionBatchWorkChain.get_builder_from_protocol(
             orm.load_code({code!r}), reactions, protocol={protocol!r}, overrides={OVERRIDES!r},
-            reactions_per_job={per_job}, max_concurrent=1, options={options!r},
+            reactions_per_job={per_job}, max_concurrent={at_once}, options={options!r},
         )
         builder.pack = orm.Bool(True)
         if {daemon!r}:
@@ -168,7 +174,8 @@ def run_aiida(profile: Profile, folder: Path, per_job: int, code: str, daemon: b
         compute = sum(j.outputs.output_parameters["worker_wall_time_s"] or 0 for j in jobs)
         wall = (node.mtime - node.ctime).total_seconds()
         print(json.dumps({{"wall_s": wall, "compute_s": compute, "jobs": len(jobs),
-                           "n_success": node.outputs.summary["n_success"], "exit_status": node.exit_status}}))
+                           "n_success": node.outputs.summary["n_success"], "exit_status": node.exit_status,
+                           "max_concurrent": {at_once}}}))
     """
     return profile.python(script)
 
@@ -232,7 +239,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reactions", type=int, default=20)
     parser.add_argument("--per-job", default="1,8,32")
-    parser.add_argument("--modes", default="direct,sqlite,daemon,slurm")
+    parser.add_argument("--modes", default="direct,sqlite,daemon,slurm,slurm-queued")
+    parser.add_argument("--workers", type=int, default=2, help="Daemon workers of the production profile.")
     parser.add_argument("--protocol", default="moderate", choices=["fast", "moderate", "precise"])
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--render", action="store_true", help="Only redo the table and plot from the JSON.")
@@ -262,20 +270,25 @@ def main() -> None:
 
     pid = os.getpid()
     sqlite = Profile(f"bench-sqlite-{pid}", production=False) if {"sqlite", "direct"} & set(modes) else None
-    production = Profile(f"bench-prod-{pid}", production=True) if {"daemon", "slurm"} & set(modes) else None
+    production = (
+        Profile(f"bench-prod-{pid}", production=True, workers=args.workers)
+        if {"daemon", "slurm", "slurm-queued"} & set(modes)
+        else None
+    )
     try:
         if "direct" in modes:
             settings = sqlite.python(packed_settings(args.protocol))
             record("direct", len(names), run_direct(folder, names, settings, work / "direct"))
-        configs = {  # mode -> (profile, code, through the daemon, GPU request)
-            "sqlite": (sqlite, "hip-worker@localhost", False, False),
-            "daemon": (production, "hip-worker@localhost", True, False),
-            "slurm": (production, "hip-worker@slurm-local", True, True),
+        configs = {  # mode -> (profile, code, through the daemon, GPU request, jobs handed over at once)
+            "sqlite": (sqlite, "hip-worker@localhost", False, False, 1),
+            "daemon": (production, "hip-worker@localhost", True, False, 1),
+            "slurm": (production, "hip-worker@slurm-local", True, True, 1),
+            "slurm-queued": (production, "hip-worker@slurm-local", True, True, 4),
         }
         for per_job in per_jobs:
-            for mode, (profile, code, daemon, gpus) in configs.items():
-                if mode in modes:
-                    result = run_aiida(profile, folder, per_job, code, daemon, gpus, args.protocol)
+            for mode, (profile, code, daemon, gpus, at_once) in configs.items():
+                if mode in modes and not (mode == "slurm-queued" and per_job >= len(names)):  # one job: no queue
+                    result = run_aiida(profile, folder, per_job, code, daemon, gpus, args.protocol, at_once)
                     record(mode, per_job, result)
     finally:
         for profile in (sqlite, production):
@@ -289,7 +302,10 @@ def main() -> None:
         "level": f"GFN2-xTB (tblite), exact finite-difference Hessians; protocol {args.protocol}, route sella",
         "protocol": args.protocol,
         "reactions": names,
-        "note": "jobs run one after the other (max_concurrent 1); AiiDA overhead = wall - worker process time",
+        "note": (
+            f"daemon with {args.workers} workers; jobs one after the other (max_concurrent 1) except slurm-queued "
+            "(up to 4 jobs queued in SLURM, run one at a time on the one GPU); AiiDA overhead = wall - worker time"
+        ),
     }
     write(args.out, meta, rows)
 

@@ -68,6 +68,13 @@ def ensure_profile(name: str, caching: bool = True, production: bool = False) ->
         from aiida.manage.configuration import reset_config
 
         reset_config()
+        if production:
+            # `verdi run` and `aiida-hip submit` without --daemon run in a local runner with no broker
+            # connection: it learns that a child finished only by polling, every `runner.poll.interval`
+            # (60 s by default; `verdi presto` sets 1 s for the embedded profile, so do we)
+            config = get_config()
+            config.set_option("runner.poll.interval", 1, scope=name)
+            config.store()
     config = get_config()
     if caching:
         config.set_option("caching.enabled_for", [CACHED], scope=name)

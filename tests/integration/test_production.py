@@ -227,3 +227,33 @@ def test_packed_jobs_through_slurm_with_a_gpu_request(production, reactions):
     summary = report["summary"]
     assert summary["n_reactions"] == 11 and "no_result" not in summary["counts"]
     assert summary["n_success"] >= 8, summary
+
+
+def test_run_here_on_the_production_profile_goes_on_as_soon_as_a_child_finishes(production, reactions, tmp_path):
+    """`aiida-hip submit` without --daemon (and `verdi run`) use a local runner with no broker connection,
+    which hears of a finished child only by polling: every step of a TS search waited up to
+    `runner.poll.interval` (60 s by default) before the profile set it to 1 s."""
+    folder = subset(reactions, ["hcn_hnc"], tmp_path / "run-here")
+    production.aiida_hip("submit", str(folder), "-p", production.name, *XTB, timeout=600)
+    gaps = production.python(
+        f"""
+        import json
+        from aiida import orm
+        qb = orm.QueryBuilder().append(orm.WorkflowNode, filters={{"label": {folder.name!r}}}, project="id")
+        batch = orm.load_node(max(qb.all(flat=True)))
+        gaps = []
+        def walk(parent):
+            children = sorted(parent.called, key=lambda node: node.ctime)
+            ends = [child.mtime for child in children]
+            starts = [child.ctime for child in children[1:]] + [parent.mtime]
+            gaps.extend((start - end).total_seconds() for end, start in zip(ends, starts))
+            for child in children:
+                if isinstance(child, orm.WorkflowNode):
+                    walk(child)
+        walk(batch)
+        print(json.dumps({{"exit_status": batch.exit_status, "gaps": gaps}}))
+        """
+    )
+    assert gaps["exit_status"] == 0, gaps
+    assert len(gaps["gaps"]) >= 4, gaps  # the search's stages, each waited for
+    assert max(gaps["gaps"]) < 10, gaps
