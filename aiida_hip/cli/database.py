@@ -49,7 +49,8 @@ def ensure_profile(name: str, caching: bool = True, production: bool = False) ->
         existing = get_config(create=True).profile_names
     except Exception:
         existing = []
-    if name not in existing:
+    created = name not in existing
+    if created:
         verdi = Path(sys.executable).with_name("verdi")
         command = [str(verdi), "presto", "--profile-name", name, "--non-interactive", "--use-zeromq"]
         if production:
@@ -68,17 +69,15 @@ def ensure_profile(name: str, caching: bool = True, production: bool = False) ->
         from aiida.manage.configuration import reset_config
 
         reset_config()
-        if production:
-            # `verdi run` and `aiida-hip submit` without --daemon run in a local runner with no broker
-            # connection: it learns that a child finished only by polling, every `runner.poll.interval`
-            # (60 s by default; `verdi presto` sets 1 s for the embedded profile, so do we)
-            config = get_config()
-            config.set_option("runner.poll.interval", 1, scope=name)
-            config.store()
     config = get_config()
+    if created and production:
+        # `verdi run` and `aiida-hip submit` without --daemon run in a local runner with no broker
+        # connection: it learns that a child finished only by polling, every `runner.poll.interval`
+        # (60 s by default; `verdi presto` sets 1 s for the embedded profile, so do we)
+        config.set_option("runner.poll.interval", 1, scope=name)
     if caching:
         config.set_option("caching.enabled_for", [CACHED], scope=name)
-        config.store()
+    config.store()
     return name
 
 
