@@ -5,7 +5,12 @@
                                    [--max-reactions 20] [--workers 2]
 
 With several ``--routes`` every configuration runs on each route and is labelled ``route/calculator:hessian``
-(the ``auto`` rows also count how often the second route had to take over).
+(the ``auto`` rows also count how often the second route had to take over). Where a configuration ran on
+both ``pysisyphus`` and ``sella``, the table adds ``auto`` in both orders composed from those rows
+(``auto_rows``); ``--output benchmarks/results/ts_search_routes`` writes the route comparison of the report:
+
+    python benchmarks/ts_search.py --routes pysisyphus,sella --configs xtb:reference,hip:predicted \
+        --data data/hip_xtb_test.h5 --workdir runs/bench_routes --output benchmarks/results/ts_search_routes
 
 Development sets only: pysisyphus's ``lib:xtb_rx`` reactions made of C, H, N, O and the test split of
 our own dataset (reactant and product = the xTB-optimised ends of each reaction's NEB). Every
@@ -31,6 +36,7 @@ from common import caption, metadata, update_report
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search"
+ROUTES_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_routes"
 CHNO = {1, 6, 7, 8}
 #: calculator:hessian[:k] (k = a fresh Hessian every k RS-P-RFO steps, Bofill updates between; default 1)
 DEFAULT_CONFIGS = "hip:predicted,hip:autograd,hip:none,xtb:reference,xtb:none"
@@ -141,7 +147,40 @@ def result_fields(d: dict, ts: list | None) -> dict:
         "message": d["message"][:300],
         "route_used": d.get("route"),
         "n_attempts": len((d.get("stages") or {}).get("attempts") or []) or None,
+        "endpoints_s": (d.get("wall_time_s") or {}).get("endpoints", 0.0),
     }
+
+
+def auto_rows(rows: list[dict], configs: list[str]) -> tuple[list[dict], list[str]]:
+    """Rows of ``auto`` in both orders, put together from the single-route rows of the same reactions.
+
+    ``ts_search`` with ``route='auto'`` optimises the ends once, runs the first route and, unless that
+    one ends in ``success``, the second: so its outcome on a reaction is the first route's row when that
+    succeeded, else the second's, at the cost of both minus the second endpoint optimisation. Composing
+    the rows lets one run compare both orders; ``--routes auto`` runs the real thing (as a check)."""
+    derived, labels = [], []
+    specs = [c.split("/", 1)[1] for c in configs if c.startswith("pysisyphus/")]
+    for spec in (s for s in specs if f"sella/{s}" in configs):
+        by_route = {route: {r["reaction"]: r for r in rows if r["config"] == f"{route}/{spec}"} for route in ROUTES[:2]}
+        for first, second in (ROUTES[:2], ROUTES[1::-1]):
+            label = f"auto({first},{second})/{spec}"
+            labels.append(label)
+            for reaction in by_route[first].keys() & by_route[second].keys():
+                a, b = by_route[first][reaction], by_route[second][reaction]
+                if a["status"] == "success":
+                    derived.append(a | {"config": label, "n_attempts": 1, "route_used": first})
+                    continue
+                derived.append(
+                    b
+                    | {
+                        "config": label,
+                        "n_attempts": 2,
+                        "route_used": second,
+                        "hessians": (a["hessians"] or 0) + (b["hessians"] or 0),
+                        "wall_s": a["wall_s"] + b["wall_s"] - (b.get("endpoints_s") or 0.0),
+                    }
+                )
+    return derived, labels
 
 
 def summarise(rows: list[dict], configs: list[str]) -> dict:
@@ -153,9 +192,11 @@ def summarise(rows: list[dict], configs: list[str]) -> dict:
             "reactions": len(sel),
             **{key: int(sum(bool(r[key]) for r in sel)) for key, _ in FUNNEL},
             "median_tsopt_steps": statistics.median(steps) if steps else None,
+            "median_hessians": statistics.median([r["hessians"] or 0 for r in sel]) if sel else None,
             "median_wall_s": statistics.median([r["wall_s"] for r in sel]) if sel else None,
+            "total_wall_s": sum(r["wall_s"] for r in sel),
         }
-        if config.startswith("auto/"):
+        if config.startswith("auto"):
             out[config]["second_route_used"] = sum((r.get("n_attempts") or 1) > 1 for r in sel)
     # How close the HIP-surface TSs are to the xTB ones (same route), where both were found.
     from aiida_hip.chem.geometry import aligned_rmsd
@@ -179,19 +220,22 @@ def summarise(rows: list[dict], configs: list[str]) -> dict:
 
 def markdown(summary: dict) -> str:
     head = "| configuration | reactions | " + " | ".join(label for _, label in FUNNEL)
-    head += " | median TS steps | median wall (s) | median RMSD to xTB TS (A) |"
-    lines = [head, "|" + "---|" * (len(FUNNEL) + 5)]
+    head += " | median TS steps | median Hessians | median wall (s) | total wall (s) | median RMSD to xTB TS (A) |"
+    lines = [head, "|" + "---|" * (len(FUNNEL) + 7)]
     for config, s in summary.items():
         rmsd = s.get("median_rmsd_to_xtb_ts_a")
         lines.append(
             f"| {config} | {s['reactions']} | "
             + " | ".join(str(s[k]) for k, _ in FUNNEL)
             + f" | {s['median_tsopt_steps'] if s['median_tsopt_steps'] is not None else '-'}"
-            + f" | {s['median_wall_s']:.1f} | {'-' if rmsd is None else f'{rmsd:.3f}'} |"
+            + f" | {s['median_hessians']:g} | {s['median_wall_s']:.1f} | {s['total_wall_s']:.0f}"
+            + f" | {'-' if rmsd is None else f'{rmsd:.3f}'} |"
         )
-    for config, s in summary.items():
-        if "second_route_used" in s:
-            lines.append(f"\n{config}: the fallback route ran for {s['second_route_used']} of {s['reactions']}.")
+    fallbacks = [
+        f"{c} {s['second_route_used']}/{s['reactions']}" for c, s in summary.items() if "second_route_used" in s
+    ]
+    if fallbacks:
+        lines.append("\nSecond route needed (auto): " + "; ".join(fallbacks) + ".")
     return "\n".join(lines)
 
 
@@ -204,13 +248,13 @@ def plot(summary: dict, path: Path) -> None:
     configs = list(summary)
     x = np.arange(len(FUNNEL))
     width = 0.8 / max(len(configs), 1)
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(11, 4))
     for k, config in enumerate(configs):
         ax.bar(x + k * width, [summary[config][key] for key, _ in FUNNEL], width, label=config)
     ax.set_xticks(x + 0.4 - width / 2, [label for _, label in FUNNEL])
     ax.set_ylabel("reactions")
     ax.set_title("TS-search success funnel per Hessian source")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not over them
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -306,16 +350,19 @@ def main(argv: list[str] | None = None) -> None:
     for path in args.merge:
         if path is None:
             continue
-        earlier = json.loads(path.read_text())
-        rows += earlier["rows"]
-        configs = [c for c in earlier["configs"] if c not in configs] + configs
+        earlier = json.loads(path.read_text())  # its composed auto(...) rows are composed again below
+        rows += [r for r in earlier["rows"] if not r["config"].startswith("auto(")]
+        configs = [c for c in earlier["configs"] if c not in configs and not c.startswith("auto(")] + configs
     if args.merge:  # compare configurations on the reactions every one of them ran
         common = set.intersection(*({r["reaction"] for r in rows if r["config"] == c} for c in configs))
         rows = [r for r in rows if r["reaction"] in common]
+    derived, derived_configs = auto_rows(rows, configs)
+    rows, configs = rows + derived, configs + [c for c in derived_configs if c not in configs]
     summary = summarise(rows, configs)
     table = markdown(summary)
     print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    routes = sorted({c.rpartition("/")[0] or args.route for c in configs}) or routes
     payload = {
         "sets": args.sets,
         "configs": configs,
@@ -335,12 +382,21 @@ def main(argv: list[str] | None = None) -> None:
     args.output.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=float))
     args.output.with_suffix(".md").write_text(table + "\n")
     plot(summary, args.output.with_suffix(".png"))
-    if args.output == DEFAULT_OUTPUT:
+    if args.output.resolve() == DEFAULT_OUTPUT:
         update_report(
             "ts_search",
             "## TS-search funnel (seed Figure 4)\n\n" + caption(meta) + "\n\n" + table + "\n\n"
             "Configurations are calculator:hessian (RS-P-RFO with that Hessian every step; `none` = Bofill updates "
             "of a model Hessian). Funnel: `benchmarks/results/ts_search.png`; DFT check of the TSs found: below.",
+        )
+    elif args.output.resolve() == ROUTES_OUTPUT:
+        update_report(
+            "ts_search_routes",
+            "## TS routes: pysisyphus, Sella and auto\n\n" + caption(meta) + "\n\n" + table + "\n\n"
+            "Configurations are route/calculator:hessian: `pysisyphus` (GSM -> RS-P-RFO -> EulerPC IRC), `sella` "
+            "(geodesic interpolation -> Sella -> Sella IRC); `auto(first,second)` rows are composed from the two "
+            "single-route rows of each reaction (the first route's outcome when it succeeded, else the second's; "
+            "wall time and Hessians of both). Funnel: `benchmarks/results/ts_search_routes.png`.",
         )
 
 

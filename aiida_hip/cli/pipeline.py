@@ -113,7 +113,7 @@ def _default_hessian(calculator: str, hessian: str | None) -> str:
     default="auto",
     show_default=True,
     help="pysisyphus: path -> RS-P-RFO -> EulerPC IRC; sella: geodesic -> Sella -> Sella IRC; "
-    "auto: pysisyphus, then Sella if no TS came out.",
+    "auto: Sella, then pysisyphus if Sella did not verify a TS.",
 )
 @click.option("--no-irc", is_flag=True, help="Stop after the frequency check.")
 @click.option("--max-tsopt-steps", type=int, default=100, show_default=True)

@@ -1,7 +1,8 @@
 """One reaction end to end: endpoints -> path -> TS optimisation -> frequencies -> IRC -> endpoint check.
 
 Two routes share the stages' result types: pysisyphus (GSM or geodesic CI-NEB -> RS-P-RFO -> EulerPC)
-and Sella (geodesic guess -> Sella -> Sella IRC); ``auto`` tries the second when the first fails.
+and Sella (geodesic guess -> Sella -> Sella IRC); ``auto`` runs Sella first and pysisyphus when Sella
+fails (``AUTO_ORDER``: on the same success count, Sella first is the cheaper order; README, "Routes").
 
 Every stage writes its own folder under ``out_dir``; the result says which stage stopped the search
 and why, so a failed reaction is a result, not an exception.
@@ -29,6 +30,9 @@ from .opt import OptSettings, run_opt
 from .sella_route import SellaSettings, geodesic_guess, run_sella_irc, run_sella_tsopt
 from .tsopt import TSOptSettings, run_tsopt
 
+#: the order in which ``route="auto"`` tries the routes (benchmarks/results/ts_search_routes.md)
+AUTO_ORDER = ("sella", "pysisyphus")
+
 STATUSES = ("success", "gsm_failed", "tsopt_not_converged", "wrong_imaginary_count", "irc_failed", "irc_unintended")
 
 
@@ -42,7 +46,7 @@ class TSSearchSettings:
     run_irc: bool = True
     imaginary_threshold: float = IMAGINARY_THRESHOLD
     #: ``pysisyphus`` (path -> RS-P-RFO -> EulerPC), ``sella`` (geodesic -> Sella -> Sella IRC) or
-    #: ``auto``: pysisyphus, then Sella when the first found no TS or its IRC was not the intended one.
+    #: ``auto``: the routes of ``AUTO_ORDER`` in turn until one verifies the TS (its IRC the intended one).
     route: str = "auto"
     sella: SellaSettings = field(default_factory=SellaSettings)
     #: which Hessian judges the TS: the level's (``None``) or ``exact`` (autograd for HIP, finite
@@ -166,7 +170,7 @@ def ts_search(
         e_product = evaluator.gradient(product.numbers, product.positions)["energy"]
 
     # 2-4. path -> TS optimisation -> frequencies, on one route or the other
-    routes = {"pysisyphus": ["pysisyphus"], "sella": ["sella"], "auto": ["pysisyphus", "sella"]}[settings.route]
+    routes = list(AUTO_ORDER) if settings.route == "auto" else [settings.route]
     status, message, route, ts, freq = "gsm_failed", "", routes[0], None, None
     attempts: list[dict] = []
     for route in routes:

@@ -1,11 +1,11 @@
 """``hip.ts_search``: one reaction, endpoints -> path -> TS optimisation (+ freq) -> IRC + endpoint check.
 
 Every stage is its own CalcJob (the TS optimisation inside ``hip.base``, which restarts it). With
-``route='auto'`` a failed pysisyphus attempt (no path, no TS, wrong imaginary count, IRC not the
-intended reaction) is followed by a Sella attempt, whose CalcJobs appear in provenance beside the
-first ones. Outputs are attached whatever the outcome, so nothing computed is lost (each output is the
-latest one any attempt produced for that stage); ``output_parameters`` and the exit code say where
-the search stopped and list every attempt.
+``route='auto'`` a failed Sella attempt (no path, no TS, wrong imaginary count, IRC not the intended
+reaction) is followed by a pysisyphus attempt, whose CalcJobs appear in provenance beside the first
+ones (the order of ``aiida_hip.pipeline.ts_search.AUTO_ORDER``). Outputs are attached whatever the
+outcome, so nothing computed is lost (each output is the latest one any attempt produced for that
+stage); ``output_parameters`` and the exit code say where the search stopped and list every attempt.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from .functions import reaction_thermochemistry
 from .protocols import available_protocols, get_protocol_inputs
 from .resume import SubmitOnceMixin
 
-ROUTES = {"pysisyphus": ["pysisyphus"], "sella": ["sella"], "auto": ["pysisyphus", "sella"]}
+#: the routes each ``route`` input runs in turn; ``auto`` as ``aiida_hip.pipeline.ts_search.AUTO_ORDER`` (kept
+#: apart so that loading the work chain does not import pysisyphus; a test checks the two agree)
+ROUTES = {"pysisyphus": ["pysisyphus"], "sella": ["sella"], "auto": ["sella", "pysisyphus"]}
 #: status -> exit code label of this work chain (``success`` = 0)
 STATUS_EXIT_CODES = {
     "invalid_input": "ERROR_INVALID_INPUT",
@@ -102,7 +104,8 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
             valid_type=orm.Str,
             default=lambda: orm.Str("auto"),
             validator=validate_route,
-            help="pysisyphus (GSM -> RS-P-RFO -> EulerPC), sella (geodesic -> Sella -> Sella IRC) or auto (both).",
+            help="pysisyphus (GSM -> RS-P-RFO -> EulerPC), sella (geodesic -> Sella -> Sella IRC) or auto "
+            "(Sella, then pysisyphus if Sella did not verify a TS).",
         )
         spec.input("optimize_endpoints", valid_type=orm.Bool, default=lambda: orm.Bool(True))
         spec.input(

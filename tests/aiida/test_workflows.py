@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from aiida import orm
 from aiida.common.exceptions import NotExistent
 from aiida.engine import ExitCode, ToContext, WorkChain, run_get_node
+from ase.io import read
 
 from aiida_hip.workflows import TransitionStateWorkChain
 from aiida_hip.workflows.base import HipTSOptBaseWorkChain
 from aiida_hip.workflows.resume import SubmitOnceMixin
 from tests.conftest import REACTIONS
 
+#: reactions with an independent reference TS (``scripts/reference_ts.py``)
+TEST_REACTIONS = Path(__file__).parents[1] / "data" / "reactions"
 XTB = {"parameters": {"calculator": "xtb", "hessian": "reference"}}
 #: HF/STO-3G keeps the DFT verification step to seconds in the fast suite
 DFT = {"run_dft": True, "dft": {"settings": {"functional": "hf", "basis": "sto-3g", "expected": "ts"}}}
 
 
 def test_ts_search_workchain_hcn_xtb(aiida_profile, hip_code, structure_of):
-    """GSM/RS-P-RFO first, Sella if that fails (auto), IRC both ways, then an HF check of the TS."""
+    """Sella first, pysisyphus if that fails (auto), IRC both ways, then an HF check of the TS."""
     folder = REACTIONS / "hcn_hnc"
     builder = TransitionStateWorkChain.get_builder_from_protocol(
         hip_code, structure_of(folder / "reactant.xyz"), structure_of(folder / "product.xyz"), overrides=XTB | DFT
@@ -33,7 +37,7 @@ def test_ts_search_workchain_hcn_xtb(aiida_profile, hip_code, structure_of):
     assert summary["n_imaginary"] == 1
     assert summary["imaginary_frequency_cm1"] == pytest.approx(-1426, abs=30)
     assert summary["barrier_forward_ev"] == pytest.approx(3.18, abs=0.1)
-    assert summary["attempts"][-1] == {"route": summary["route"], "status": "success"}
+    assert summary["attempts"] == [{"route": "sella", "status": "success"}]  # auto: Sella first
     labels = {link.link_label.removesuffix("_sella") for link in node.base.links.get_outgoing().all()}
     assert {"opt_reactant", "opt_product", "path", "tsopt", "irc", "dft", "summarize"} <= labels
     assert summary["dft"]["method"] == "hf/sto-3g" and isinstance(summary["dft"]["n_imaginary"], int)
@@ -53,6 +57,34 @@ def test_ts_search_workchain_hcn_xtb(aiida_profile, hip_code, structure_of):
     assert summary["gibbs_barrier_forward_ev"] == thermo["gibbs_barrier_forward_ev"]
 
 
+def test_auto_route_falls_back_to_pysisyphus_in_provenance(aiida_profile, hip_code, structure_of):
+    """Sella is made to fail (one step, no restart): the work chain runs the pysisyphus route next, whose
+    CalcJobs sit beside the failed Sella ones, and verifies the TS there."""
+    from aiida.common.links import LinkType
+
+    from aiida_hip.chem.geometry import aligned_rmsd
+
+    folder = TEST_REACTIONS / "ch3nc_ch3cn"  # HCN -> HNC: the pysisyphus route's CI-NEB path there is erratic
+    overrides = XTB | {"tsopt": {"max_iterations": 1, "settings": {"sella": {"max_steps": 1}}}}
+    builder = TransitionStateWorkChain.get_builder_from_protocol(
+        hip_code, structure_of(folder / "reactant.xyz"), structure_of(folder / "product.xyz"), overrides=overrides
+    )
+    results, node = run_get_node(builder)
+    summary = results["output_parameters"].get_dict()
+    assert node.is_finished_ok, (node.exit_message, summary)
+    assert summary["route"] == "pysisyphus" and summary["status"] == "success"
+    assert summary["attempts"] == [
+        {"route": "sella", "status": "tsopt_not_converged"},
+        {"route": "pysisyphus", "status": "success"},
+    ]
+    called = node.base.links.get_outgoing(link_type=(LinkType.CALL_CALC, LinkType.CALL_WORK)).all()
+    labels = {link.link_label: link.node for link in called}
+    assert {"path_sella", "tsopt_sella", "path", "tsopt", "irc"} <= labels.keys() and "irc_sella" not in labels
+    assert not labels["tsopt_sella"].is_finished_ok and labels["tsopt"].is_finished_ok
+    reference = read(folder / "ts_reference.xyz").positions
+    assert aligned_rmsd(results["ts"].get_ase().positions, reference) < 0.05
+
+
 def _geometry_builder(code, structure, settings, hessian="reference"):
     from aiida_hip.workflows import HipGeometryWorkChain
 
@@ -68,7 +100,7 @@ def test_geometry_workchain_leaves_a_saddle(aiida_profile, hip_code, structure_o
     """Started on the xTB TS of HCN -> HNC (forces ~ 0) with a positive model Hessian (hessian 'none'),
     the minimisation stops on the saddle; frequencies (exact xTB Hessian) show the imaginary mode, the
     handler pushes the geometry down it and the second minimisation finds HCN or HNC."""
-    ts = REACTIONS.parent.parent / "tests" / "data" / "reactions" / "hcn_hnc" / "ts_reference.xyz"
+    ts = TEST_REACTIONS / "hcn_hnc" / "ts_reference.xyz"
     results, node = run_get_node(_geometry_builder(hip_code, structure_of(ts), {}, hessian="none"))
     assert node.is_finished_ok, node.exit_message
     thermo = results["thermochemistry"].get_dict()  # of the minimum it found (HCN or HNC: linear, 3N - 5 = 4)

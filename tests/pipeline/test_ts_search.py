@@ -145,22 +145,25 @@ def test_hip_optimize_and_freq_of_a_minimum(tmp_path):
     assert 1300 < modes[0] < 1900 and 3300 < modes[2] < 4200  # bend, OH stretches (xTB: 1540, 3640/3650)
 
 
-def test_auto_falls_back_to_sella_when_the_first_route_fails(tmp_path, monkeypatch):
-    """Make the pysisyphus path stage fail: ``auto`` must still find the TS with Sella and report both."""
+def test_auto_falls_back_to_pysisyphus_when_sella_fails(tmp_path, monkeypatch):
+    """Make the Sella route's path stage fail: ``auto`` must still find the TS on the pysisyphus route and
+    report both attempts, in the order of ``AUTO_ORDER``."""
     import importlib
 
     from aiida_hip.pipeline.gsm import GSMResult
 
     module = importlib.import_module("aiida_hip.pipeline.ts_search")  # the package exports a function of that name
 
-    monkeypatch.setattr(module, "run_path", lambda *args, **kwargs: GSMResult(False, False, False, 0, "made to fail"))
-    folder = REACTIONS / "hcn_hnc"
+    assert module.AUTO_ORDER == ("sella", "pysisyphus")
+    monkeypatch.setattr(module, "geodesic_guess", lambda *args, **kwargs: GSMResult(False, False, False, 0, "failed"))
+    folder = REACTIONS / "ch3nc_ch3cn"  # not HCN -> HNC: the pysisyphus route's unconverged CI-NEB path there
+    # leads RS-P-RFO to the right TS or to a 11 eV one depending on the last digits of the ends
     r, p = read_reaction(folder / "reactant.xyz", folder / "product.xyz")
     result = ts_search(r, p, tmp_path, Level(calculator="xtb", hessian="reference"), TSSearchSettings(route="auto"))
-    assert result.status == "success" and result.route == "sella"
+    assert result.status == "success" and result.route == "pysisyphus"
     assert result.stages["attempts"] == [
-        {"route": "pysisyphus", "status": "gsm_failed"},
-        {"route": "sella", "status": "success"},
+        {"route": "sella", "status": "gsm_failed"},
+        {"route": "pysisyphus", "status": "success"},
     ]
     assert aligned_rmsd(result.ts.positions, read(folder / "ts_reference.xyz").positions) < 0.05
 
