@@ -161,8 +161,9 @@ def auto_rows(rows: list[dict], configs: list[str]) -> tuple[list[dict], list[st
     derived, labels = [], []
     specs = [c.split("/", 1)[1] for c in configs if c.startswith("pysisyphus/")]
     for spec in (s for s in specs if f"sella/{s}" in configs):
-        by_route = {route: {r["reaction"]: r for r in rows if r["config"] == f"{route}/{spec}"} for route in ROUTES[:2]}
-        for first, second in (ROUTES[:2], ROUTES[1::-1]):
+        pair = ("pysisyphus", "sella")
+        by_route = {route: {r["reaction"]: r for r in rows if r["config"] == f"{route}/{spec}"} for route in pair}
+        for first, second in (pair, pair[::-1]):
             label = f"auto({first},{second})/{spec}"
             labels.append(label)
             for reaction in by_route[first].keys() & by_route[second].keys():

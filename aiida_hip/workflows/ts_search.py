@@ -28,8 +28,8 @@ from .functions import reaction_thermochemistry
 from .protocols import available_protocols, get_protocol_inputs
 from .resume import SubmitOnceMixin
 
-#: the routes each ``route`` input runs in turn; ``auto`` as ``aiida_hip.pipeline.ts_search.AUTO_ORDER`` (kept
-#: apart so that loading the work chain does not import pysisyphus; a test checks the two agree)
+#: the routes each ``route`` input runs in turn; ``auto`` as ``aiida_hip.pipeline.ts_search.AUTO_ORDER`` (a copy:
+#: importing the pipeline costs the daemon ~1.7 s of ASE and stage modules; a test checks the two agree)
 ROUTES = {"pysisyphus": ["pysisyphus"], "sella": ["sella"], "auto": ["sella", "pysisyphus"]}
 #: status -> exit code label of this work chain (``success`` = 0)
 STATUS_EXIT_CODES = {

@@ -98,7 +98,7 @@ def test_unknown_route_and_protocol(aiida_profile, hip_code, structure_of):
 
 
 def test_auto_route_order_is_the_pipelines():
-    """The work chain keeps its own copy of the auto order (to load without pysisyphus): it must agree."""
+    """The work chain keeps its own copy of the auto order (to load without the pipeline): it must agree."""
     from aiida_hip.pipeline.ts_search import AUTO_ORDER
     from aiida_hip.workflows.ts_search import ROUTES
 
