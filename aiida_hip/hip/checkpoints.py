@@ -14,8 +14,31 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "hip_default.pt"
 
 
+#: State-dict prefixes of checkpoints written before the Hessian head was split into a pair block and a
+#: diagonal block (``hip_default.pt`` among them), and where those parameters and buffers live now.
+LEGACY_KEY_PREFIXES = {
+    **{
+        f"hessian_head.{name}.": f"hessian_head.pair.{name}."
+        for name in ("tp_nodes", "tp_edge", "pair_basis", "pair_radial", "pair_mix", "pair_mix_edge", "pair_out")
+    },
+    **{f"hessian_head.{name}.": f"hessian_head.diagonal.{name}." for name in ("tp_self", "diag_mix")},
+}
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing or not a HIP checkpoint."""
+
+
+def upgrade_state_dict(state: dict) -> dict:
+    """Rename legacy keys (see ``LEGACY_KEY_PREFIXES``) to the current layout; other keys pass unchanged."""
+    upgraded = {}
+    for key, value in state.items():
+        old = next((prefix for prefix in LEGACY_KEY_PREFIXES if key.startswith(prefix)), None)
+        new = key if old is None else LEGACY_KEY_PREFIXES[old] + key[len(old) :]
+        if new in upgraded:
+            raise CheckpointError(f"state dict has both the legacy and the current key for {new}")
+        upgraded[new] = value
+    return upgraded
 
 
 def sha256(path: str | Path) -> str:
@@ -69,7 +92,7 @@ def load_model(
         path = DEFAULT_CHECKPOINT
     payload = read_checkpoint(path)
     model = build_model(HIPConfig.from_dict(payload["config"]), dtype=dtype)
-    model.load_state_dict(payload["state_dict"])
+    model.load_state_dict(upgrade_state_dict(payload["state_dict"]))
     model.checkpoint_path = str(path)
     model.checkpoint_metadata = payload.get("metadata", {})
     return model.to(device).eval()

@@ -1,9 +1,12 @@
-"""The HIP Hessian head (seed section 3.2).
+"""The HIP Hessian head (seed section 3.2): a pair block and a diagonal block, composed by the head.
 
-Pair features of every edge of the Hessian graph and node features of every atom are projected to
-``1x0e + 1x1e + 1x2e`` and turned into 3x3 Cartesian blocks by the Clebsch-Gordan change of basis
-of ``1o x 1o``. Off-diagonal blocks come from pair features built from both endpoints, diagonal
-blocks from node features; the head then symmetrises H = H' + H'^T block-wise.
+Node features are refined by the head's own interactions and projected to a few channels. The
+:class:`PairBlock` builds features of every edge of the Hessian graph from both endpoints and their
+distance vector, and the :class:`DiagonalBlock` those of every atom; both are read out as
+``1x0e + 1x1e + 1x2e`` and turned into 3x3 Cartesian blocks by the Clebsch-Gordan change of basis of
+``1o x 1o``. The head then symmetrises H = H' + H'^T block-wise.
+
+Shapes: ``N`` atoms, ``E`` message-passing edges, ``P`` Hessian pairs; ``D(irreps)`` is ``irreps.dim``.
 """
 
 from __future__ import annotations
@@ -14,15 +17,84 @@ from e3nn import o3
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from .backbone import Interaction, hidden_irreps, tp_paths
+from .blocks import Interaction
 from .config import HIPConfig
+from .irreps import BLOCK_IRREPS, block_irreps, cartesian_change_of_basis, hidden_irreps, irreps_to_cartesian, tp_paths
 from .radial import GaussianBasis
 
-BLOCK_IRREPS = o3.Irreps("1x0e + 1x1e + 1x2e")
+
+class PairBlock(nn.Module):
+    """Off-diagonal blocks: features of every Hessian pair (j -> i) and their ``BLOCK_IRREPS`` readout.
+
+    Two tensor products, weighted by an MLP of a Gaussian distance basis: the node-node product
+    ``a_i x b_j`` and the node-edge product ``(a_i + b_j) x Y(r_ij)`` with ``r_ij = x_i - x_j``.
+    """
+
+    def __init__(
+        self,
+        irreps_in: o3.Irreps,
+        irreps_target: o3.Irreps,
+        basis_range: float,
+        num_basis: int,
+        cutoff: float | None,
+        poly_p: int,
+        radial_hidden: int,
+    ) -> None:
+        super().__init__()
+        self.irreps_sh = o3.Irreps.spherical_harmonics(2)
+        mid_nodes, ins_nodes = tp_paths(irreps_in, irreps_in, irreps_target, mode="uuu")
+        self.tp_nodes = o3.TensorProduct(
+            irreps_in, irreps_in, mid_nodes, ins_nodes, shared_weights=False, internal_weights=False
+        )
+        mid_edge, ins_edge = tp_paths(irreps_in, self.irreps_sh, irreps_target)
+        self.tp_edge = o3.TensorProduct(
+            irreps_in, self.irreps_sh, mid_edge, ins_edge, shared_weights=False, internal_weights=False
+        )
+        self.pair_basis = GaussianBasis(basis_range, num_basis, cutoff, poly_p)
+        self.pair_radial = enn.FullyConnectedNet(
+            [num_basis, radial_hidden, self.tp_nodes.weight_numel + self.tp_edge.weight_numel],
+            torch.nn.functional.silu,
+        )
+        self.pair_mix = o3.Linear(mid_nodes.simplify(), irreps_target)
+        self.pair_mix_edge = o3.Linear(mid_edge.simplify(), irreps_target)
+        self.pair_out = o3.Linear(irreps_target, BLOCK_IRREPS)
+        self.irreps_out = irreps_target
+
+    def forward(self, a: Tensor, b: Tensor, positions: Tensor, pair_index: Tensor) -> tuple[Tensor, Tensor]:
+        """Pair features (P, D(target)) and their raw off-diagonal readout (P, 9) for pairs ``(j, i)``."""
+        src, dst = pair_index
+        vec = positions[dst] - positions[src]  # (P, 3)
+        sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")  # (P, 9)
+        weights = self.pair_radial(self.pair_basis(vec.norm(dim=-1)))  # (P, W_nodes + W_edge)
+        w_nodes, w_edge = weights.split([self.tp_nodes.weight_numel, self.tp_edge.weight_numel], dim=-1)
+        pair = self.pair_mix(self.tp_nodes(a[dst], b[src], w_nodes))  # (P, D(target))
+        pair = pair + self.pair_mix_edge(self.tp_edge(a[dst] + b[src], sh, w_edge))  # (P, D(target))
+        return pair, self.pair_out(pair)  # (P, D(target)), (P, 9)
+
+
+class DiagonalBlock(nn.Module):
+    """Diagonal blocks: an atom's own quadratic features, the sum of its pair features, its linear features.
+
+    The pair sum is there because the acoustic sum rule ties H_ii to the off-diagonal blocks of atom i.
+    """
+
+    def __init__(self, irreps_in: o3.Irreps, irreps_pair: o3.Irreps, avg_num_neighbors: float) -> None:
+        super().__init__()
+        mid_self, ins_self = tp_paths(irreps_in, irreps_in, irreps_pair, mode="uuu")
+        self.tp_self = o3.TensorProduct(irreps_in, irreps_in, mid_self, ins_self)
+        self.diag_mix = o3.Linear(mid_self.simplify() + irreps_pair + irreps_in, BLOCK_IRREPS)
+        self.avg_num_neighbors = float(avg_num_neighbors)
+
+    def forward(self, a: Tensor, pair: Tensor, pair_dst: Tensor) -> Tensor:
+        """Raw diagonal readout (N, 9) from node features ``a`` (N, D(in)) and ``pair`` features (P, D(pair))."""
+        summed = scatter(pair, pair_dst, dim=0, dim_size=a.shape[0], reduce="sum")  # (N, D(pair))
+        summed = summed / self.avg_num_neighbors
+        diag_in = torch.cat([self.tp_self(a, a), summed, a], dim=-1)  # (N, D(mid) + D(pair) + D(in))
+        return self.diag_mix(diag_in)  # (N, 9)
 
 
 class HessianHead(nn.Module):
-    """Node features + positions -> symmetric Hessian blocks (off-diagonal per edge, diagonal per atom)."""
+    """Node features + positions -> symmetric Hessian blocks (off-diagonal per pair, diagonal per atom)."""
 
     def __init__(self, config: HIPConfig, irreps_node: o3.Irreps, irreps_sh: o3.Irreps) -> None:
         super().__init__()
@@ -41,46 +113,24 @@ class HessianHead(nn.Module):
         )
         # Project to few channels before any pair product: the pair count grows as N^2.
         irreps_small = hidden_irreps(config.hessian_channels, 2)
-        irreps_target = o3.Irreps(
-            f"{config.hessian_channels}x0e + {config.hessian_channels}x1e + {config.hessian_channels}x2e"
-        )
+        irreps_target = block_irreps(config.hessian_channels)
         self.proj_src = o3.Linear(irreps_node, irreps_small)
         self.proj_dst = o3.Linear(irreps_node, irreps_small)
-        self.irreps_sh = o3.Irreps.spherical_harmonics(2)
-
-        mid_nodes, ins_nodes = tp_paths(irreps_small, irreps_small, irreps_target, mode="uuu")
-        self.tp_nodes = o3.TensorProduct(
-            irreps_small, irreps_small, mid_nodes, ins_nodes, shared_weights=False, internal_weights=False
+        self.pair = PairBlock(
+            irreps_small,
+            irreps_target,
+            config.hessian_basis_range,
+            config.hessian_num_basis,
+            config.hessian_cutoff,
+            config.poly_p,
+            config.radial_hidden,
         )
-        mid_edge, ins_edge = tp_paths(irreps_small, self.irreps_sh, irreps_target)
-        self.tp_edge = o3.TensorProduct(
-            irreps_small, self.irreps_sh, mid_edge, ins_edge, shared_weights=False, internal_weights=False
-        )
-        self.pair_basis = GaussianBasis(
-            config.hessian_basis_range, config.hessian_num_basis, config.hessian_cutoff, config.poly_p
-        )
-        self.pair_radial = enn.FullyConnectedNet(
-            [config.hessian_num_basis, config.radial_hidden, self.tp_nodes.weight_numel + self.tp_edge.weight_numel],
-            torch.nn.functional.silu,
-        )
-        self.pair_mix = o3.Linear(mid_nodes.simplify(), irreps_target)
-        self.pair_mix_edge = o3.Linear(mid_edge.simplify(), irreps_target)
-        self.pair_out = o3.Linear(irreps_target, BLOCK_IRREPS)
-
-        # Diagonal blocks: the node's own quadratic features plus the sum of its pair features
-        # (the acoustic sum rule ties H_ii to the off-diagonal blocks of atom i).
-        mid_self, ins_self = tp_paths(irreps_small, irreps_small, irreps_target, mode="uuu")
-        self.tp_self = o3.TensorProduct(irreps_small, irreps_small, mid_self, ins_self)
-        self.diag_mix = o3.Linear(mid_self.simplify() + irreps_target + irreps_small, BLOCK_IRREPS)
-        self.avg_num_neighbors = float(config.avg_num_neighbors)
-        rtp = o3.ReducedTensorProducts("ij", i="1o", j="1o")
-        if rtp.irreps_out != BLOCK_IRREPS:
-            raise RuntimeError(f"unexpected change-of-basis irreps {rtp.irreps_out}")
-        self.register_buffer("change_of_basis", rtp.change_of_basis.clone())  # (9, 3, 3)
+        self.diagonal = DiagonalBlock(irreps_small, self.pair.irreps_out, config.avg_num_neighbors)
+        self.register_buffer("change_of_basis", cartesian_change_of_basis())  # (9, 3, 3)
 
     def to_blocks(self, x: Tensor) -> Tensor:
         """``1x0e+1x1e+1x2e`` features (..., 9) -> Cartesian 3x3 blocks (..., 3, 3)."""
-        return torch.einsum("...k,kab->...ab", x, self.change_of_basis.to(x.dtype))
+        return irreps_to_cartesian(x, self.change_of_basis)
 
     def forward(
         self,
@@ -95,22 +145,13 @@ class HessianHead(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """Symmetrised blocks: ``offdiag`` (P, 3, 3) for pairs (j -> i) is H_ij, ``diag`` (N, 3, 3)."""
         for layer in self.layers:
-            h = layer(h, species, edge_index, edge_sh, edge_basis)
-        a, b = self.proj_src(h), self.proj_dst(h)
-        src, dst = pair_index
-        vec = positions[dst] - positions[src]
-        sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
-        weights = self.pair_radial(self.pair_basis(vec.norm(dim=-1)))
-        w_nodes, w_edge = weights.split([self.tp_nodes.weight_numel, self.tp_edge.weight_numel], dim=-1)
-        pair = self.pair_mix(self.tp_nodes(a[dst], b[src], w_nodes))
-        pair = pair + self.pair_mix_edge(self.tp_edge(a[dst] + b[src], sh, w_edge))
-        raw_off = self.to_blocks(self.pair_out(pair))
-
-        summed = scatter(pair, dst, dim=0, dim_size=h.shape[0], reduce="sum") / self.avg_num_neighbors
-        diag_in = torch.cat([self.tp_self(a, a), summed, a], dim=-1)
-        raw_diag = self.to_blocks(self.diag_mix(diag_in))
+            h = layer(h, species, edge_index, edge_sh, edge_basis)  # (N, D(node))
+        a, b = self.proj_src(h), self.proj_dst(h)  # (N, D(small)) each
+        pair, raw_off = self.pair(a, b, positions, pair_index)  # (P, D(target)), (P, 9)
+        raw_off = self.to_blocks(raw_off)  # (P, 3, 3)
+        raw_diag = self.to_blocks(self.diagonal(a, pair, pair_index[1]))  # (N, 3, 3)
 
         # H = H' + H'^T, block-wise: H_ij = H'_ij + (H'_ji)^T.
-        offdiag = raw_off + raw_off[pair_reverse].transpose(-1, -2)
-        diag = raw_diag + raw_diag.transpose(-1, -2)
+        offdiag = raw_off + raw_off[pair_reverse].transpose(-1, -2)  # (P, 3, 3)
+        diag = raw_diag + raw_diag.transpose(-1, -2)  # (N, 3, 3)
         return offdiag, diag

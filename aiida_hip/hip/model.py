@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from .backbone import Backbone
 from .config import HIPConfig
+from .derivatives import check_step, hessian_from_forces, hessian_of_energy
 from .graph import all_pairs, radius_graph, reverse_edges
 from .heads import HessianHead
 from .inputs import check_molecule
@@ -36,6 +37,17 @@ class MolecularBatch:
         sizes = torch.tensor([len(z) for z, _ in molecules])
         batch = torch.repeat_interleave(torch.arange(len(molecules)), sizes)
         return cls(numbers.to(device), positions.to(device), batch.to(device), len(molecules))
+
+    @classmethod
+    def replicas(
+        cls, numbers: np.ndarray, positions: Tensor, dtype: torch.dtype, device: torch.device | str
+    ) -> MolecularBatch:
+        """``B`` geometries (B, N, 3) of one molecule with atomic numbers ``numbers`` (N,)."""
+        count, n = positions.shape[:2]
+        numbers = torch.as_tensor(numbers, dtype=torch.long).repeat(count)  # (B N,)
+        batch = torch.repeat_interleave(torch.arange(count), n)  # (B N,)
+        flat = positions.reshape(-1, 3).to(dtype)  # (B N, 3)
+        return cls(numbers.to(device), flat.to(device), batch.to(device), count)
 
     @property
     def sizes(self) -> Tensor:
@@ -214,13 +226,11 @@ class HIPModel(nn.Module):
             if hessian == "predicted":
                 hessians = self.split_hessians(out, sizes)
             elif hessian is not None:
-                from .derivatives import autograd_hessian, finite_difference_hessian
-
                 for k, (z, p) in enumerate(mols):
                     if hessian == "autograd":
-                        hessians[k] = autograd_hessian(self, z, p)
+                        hessians[k] = self.autograd_hessian(z, p)
                     else:
-                        hessians[k] = finite_difference_hessian(self, z, p, step=fd_step)
+                        hessians[k] = self.finite_difference_hessian(z, p, step=fd_step)
         finally:
             self.train(was_training)
         forces = out["forces"].detach().cpu().numpy().astype(np.float64)
@@ -234,6 +244,32 @@ class HIPModel(nn.Module):
             }
             results.append(res)
         return results
+
+    # ------------------------------------------------------------------ reference Hessians
+    def autograd_hessian(self, numbers, positions, vectorized: bool = False) -> Tensor:
+        """d^2E/dx^2 (3N, 3N) in eV/A^2 of one molecule by double backpropagation.
+
+        ``vectorized=False`` takes one Hessian-vector product per row (3N backward passes);
+        ``vectorized=True`` batches them with ``torch.vmap`` (``is_grads_batched``), which uses more memory.
+        """
+        z, pos = self._molecule(numbers, positions)
+        data = MolecularBatch.from_molecules([(z, pos)], self.dtype, self.device)
+        return hessian_of_energy(lambda x: self.energy(data, x)[0], data.positions, vectorized=vectorized)
+
+    def finite_difference_hessian(self, numbers, positions, step: float = 1e-3, chunk: int = 64) -> Tensor:
+        """Central differences of the model forces (3N, 3N) in eV/A^2, step ``step`` A, symmetrised.
+
+        All 6N displaced geometries are evaluated as batches of ``chunk`` molecules.
+        """
+        check_step(step)
+        z, pos = self._molecule(numbers, positions)
+
+        def forces(geometries: Tensor) -> Tensor:  # (B, N, 3) -> (B, N, 3)
+            data = MolecularBatch.replicas(z, geometries, self.dtype, self.device)
+            out = self(data, compute_forces=True, compute_hessian=False)
+            return out["forces"].reshape(geometries.shape)
+
+        return hessian_from_forces(forces, torch.as_tensor(pos), step=step, chunk=chunk)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
