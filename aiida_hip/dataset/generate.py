@@ -180,11 +180,13 @@ def generate(
     smiles_file: Path = MOLECULES,
     progress: bool = True,
     split: str | None = None,
+    exclude: set[str] | frozenset[str] = frozenset(),
 ) -> dict:
     """Generate (or continue) the dataset at ``output``; returns counts.
 
     ``split`` restricts the work to reactions of one split (e.g. ``"test"``: the held-out reactions
     the benchmarks need, minutes instead of hours); the file stays resumable into the full set.
+    ``exclude`` holds reaction ids finished elsewhere (the committed shards of the campaign).
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -201,7 +203,7 @@ def generate(
     with h5py.File(output, "a") as h5:
         h5.require_group("reactions")
         h5.attrs.setdefault("settings", json.dumps(asdict(settings)))
-        done = set(h5["reactions"].keys())
+        done = set(h5["reactions"].keys()) | set(exclude)
     todo = [(reaction_id(r.key), r) for r in reactions if reaction_id(r.key) not in done]
     # Random (seeded) order, so a dataset stopped part-way still covers every element and molecule.
     todo = [todo[i] for i in np.random.default_rng(settings.seed).permutation(len(todo))]

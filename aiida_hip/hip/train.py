@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoints import save_checkpoint
+from .checkpoints import save_checkpoint, upgrade_state_dict
 from .data import Sample, batches, collate
 from .losses import LossWeights, weighted_loss
 from .model import HIPModel
@@ -101,7 +101,8 @@ def trainable_parameters(model: HIPModel, stage: str) -> list[torch.nn.Parameter
     return params
 
 
-def _forward(model: HIPModel, data, stage: str, training: bool) -> dict:
+def stage_forward(model: HIPModel, data, stage: str, training: bool) -> dict:
+    """The forward pass a stage trains on (used by :mod:`aiida_hip.hip.campaign` as well)."""
     if stage == "hessian":  # frozen backbone: features without a graph, gradients through the head only
         with torch.no_grad():
             _, h, edges = model.energy(data)
@@ -109,6 +110,9 @@ def _forward(model: HIPModel, data, stage: str, training: bool) -> dict:
             return model.hessian_blocks(data, h, edges)
     compute_hessian = stage == "end_to_end"
     return model(data, compute_forces=True, compute_hessian=compute_hessian, create_graph=training)
+
+
+_forward = stage_forward  # the earlier private name
 
 
 def evaluate_loss(model: HIPModel, samples: list[Sample], settings: TrainSettings) -> dict:
@@ -124,6 +128,145 @@ def evaluate_loss(model: HIPModel, samples: list[Sample], settings: TrainSetting
             totals[k] = totals.get(k, 0.0) + v * len(chunk)
         n += len(chunk)
     return {k: v / max(n, 1) for k, v in totals.items()}
+
+
+#: Columns of ``log.csv``, one row per epoch.
+LOG_FIELDS = (
+    "stage",
+    "epoch",
+    "lr",
+    "seconds",
+    "train_loss",
+    "val_loss",
+    "val_energy",
+    "val_forces",
+    "val_hessian",
+    "val_subspace",
+)
+
+
+def _optimiser(
+    params: list[torch.nn.Parameter], settings: TrainSettings
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.ReduceLROnPlateau]:
+    """AMSGrad AdamW, and a plateau schedule that halves the lr well before early stopping gives up."""
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay, amsgrad=True)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=0.5, patience=max(1, settings.patience // 3)
+    )
+    return optimizer, scheduler
+
+
+def _resume_or_start(
+    model: HIPModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
+    settings: TrainSettings,
+    last: Path,
+    train_samples: list[Sample],
+    resume: bool,
+) -> tuple[dict, np.random.Generator]:
+    """Load ``last`` (same model config only) or start at epoch 0; returns the loop state and shuffle RNG."""
+    state = {"epoch": 0, "best": float("inf"), "bad_epochs": 0, "history": []}
+    rng = np.random.default_rng(settings.seed)
+    if resume and last.is_file():
+        payload = torch.load(last, map_location=settings.device, weights_only=True)
+        if payload.get("config") != model.config.to_dict():
+            raise ValueError(f"{last} was written for a different model configuration; use a new workdir")
+        model.load_state_dict(upgrade_state_dict(payload["model"]))
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        state = json.loads(payload["state"])
+        rng = np.random.default_rng(settings.seed + state["epoch"])
+    elif settings.stage == "energy_forces":
+        state["normalisation"] = fit_normalisation(model, train_samples)
+    return state, rng
+
+
+def _train_epoch(
+    model: HIPModel,
+    train_samples: list[Sample],
+    settings: TrainSettings,
+    optimizer: torch.optim.Optimizer,
+    params: list[torch.nn.Parameter],
+    rng: np.random.Generator,
+    epoch: int,
+    progress: bool,
+) -> float:
+    """One pass over the shuffled training set; returns the mean training loss per sample."""
+    model.train()
+    weights, running, seen = settings.weights(), 0.0, 0
+    bar = tqdm(
+        total=len(train_samples),
+        disable=not progress,
+        unit="mol",
+        desc=f"{settings.stage} epoch {epoch + 1}/{settings.epochs}",
+    )
+    for chunk in batches(train_samples, settings.batch_size, rng):
+        # data: G molecules, N atoms; target: energy (G,), forces (N, 3), hessian_flat (sum 9 n_i^2,)
+        data, target = collate(chunk, model.dtype, settings.device)
+        pred = _forward(model, data, settings.stage, training=True)
+        loss, _ = weighted_loss(pred, target, [s.n_atoms for s in chunk], weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+        optimizer.step()
+        running += float(loss.detach()) * len(chunk)
+        seen += len(chunk)
+        bar.update(len(chunk))
+        bar.set_postfix(loss=f"{running / seen:.4f}")
+    bar.close()
+    return running / seen
+
+
+def _log_epoch(
+    state: dict, settings: TrainSettings, lr: float, seconds: float, train_loss: float, val: dict, log_path: Path
+) -> None:
+    """Append the epoch's row to the history and to ``log.csv``."""
+    row = {
+        "stage": settings.stage,
+        "epoch": state["epoch"],
+        "lr": lr,
+        "seconds": round(seconds, 1),
+        "train_loss": train_loss,
+        "val_loss": val["loss"],
+        **{f"val_{k}": val.get(k, "") for k in ("energy", "forces", "hessian", "subspace")},
+    }
+    state["history"].append(row)
+    with open(log_path, "a", newline="") as fh:
+        csv.writer(fh).writerow([row.get(f, "") for f in LOG_FIELDS])
+
+
+def _keep_best(model: HIPModel, state: dict, val: dict, settings: TrainSettings, best_path: Path) -> None:
+    """Save ``best_path`` on a new best validation loss, else count a bad epoch (early stopping)."""
+    if val["loss"] < state["best"]:
+        state["best"], state["bad_epochs"] = val["loss"], 0
+        save_checkpoint(
+            model,
+            best_path,
+            {"stage": settings.stage, "epoch": state["epoch"], "val": val, "settings": asdict(settings)},
+        )
+    else:
+        state["bad_epochs"] += 1
+
+
+def _save_last(
+    model: HIPModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
+    state: dict,
+    last: Path,
+) -> None:
+    """The resumable checkpoint: model, optimiser, scheduler and loop state (JSON)."""
+    torch.save(
+        {
+            "config": model.config.to_dict(),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "state": json.dumps(state),
+        },
+        last,
+    )
 
 
 def train(
@@ -142,99 +285,26 @@ def train(
     workdir.mkdir(parents=True, exist_ok=True)
     last, best_path = workdir / f"{settings.stage}_last.pt", workdir / f"{settings.stage}_best.pt"
     torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
     model.to(settings.device)
     params = trainable_parameters(model, settings.stage)
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay, amsgrad=True)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=0.5, patience=max(1, settings.patience // 3)
-    )
-    state = {"epoch": 0, "best": float("inf"), "bad_epochs": 0, "history": []}
-    if resume and last.is_file():
-        payload = torch.load(last, map_location=settings.device, weights_only=True)
-        if payload.get("config") != model.config.to_dict():
-            raise ValueError(f"{last} was written for a different model configuration; use a new workdir")
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        scheduler.load_state_dict(payload["scheduler"])
-        state = json.loads(payload["state"])
-        rng = np.random.default_rng(settings.seed + state["epoch"])
-    elif settings.stage == "energy_forces":
-        state["normalisation"] = fit_normalisation(model, train_samples)
-    weights, started = settings.weights(), time.perf_counter()
+    optimizer, scheduler = _optimiser(params, settings)
+    state, rng = _resume_or_start(model, optimizer, scheduler, settings, last, train_samples, resume)
+    started = time.perf_counter()
     log_path = workdir / "log.csv"
-    fields = [
-        "stage",
-        "epoch",
-        "lr",
-        "seconds",
-        "train_loss",
-        "val_loss",
-        "val_energy",
-        "val_forces",
-        "val_hessian",
-        "val_subspace",
-    ]
     if not log_path.exists():
         with open(log_path, "w", newline="") as fh:
-            csv.writer(fh).writerow(fields)
+            csv.writer(fh).writerow(LOG_FIELDS)
 
     while state["epoch"] < settings.epochs and state["bad_epochs"] < settings.patience:
-        model.train()
-        t0, running, seen = time.perf_counter(), 0.0, 0
-        bar = tqdm(
-            total=len(train_samples),
-            disable=not progress,
-            unit="mol",
-            desc=f"{settings.stage} epoch {state['epoch'] + 1}/{settings.epochs}",
-        )
-        for chunk in batches(train_samples, settings.batch_size, rng):
-            data, target = collate(chunk, model.dtype, settings.device)
-            pred = _forward(model, data, settings.stage, training=True)
-            loss, _ = weighted_loss(pred, target, [s.n_atoms for s in chunk], weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
-            optimizer.step()
-            running += float(loss.detach()) * len(chunk)
-            seen += len(chunk)
-            bar.update(len(chunk))
-            bar.set_postfix(loss=f"{running / seen:.4f}")
-        bar.close()
+        t0 = time.perf_counter()
+        train_loss = _train_epoch(model, train_samples, settings, optimizer, params, rng, state["epoch"], progress)
         val = evaluate_loss(model, val_samples, settings)
         scheduler.step(val["loss"])
         state["epoch"] += 1
-        row = {
-            "stage": settings.stage,
-            "epoch": state["epoch"],
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": round(time.perf_counter() - t0, 1),
-            "train_loss": running / seen,
-            "val_loss": val["loss"],
-            **{f"val_{k}": val.get(k, "") for k in ("energy", "forces", "hessian", "subspace")},
-        }
-        state["history"].append(row)
-        with open(log_path, "a", newline="") as fh:
-            csv.writer(fh).writerow([row.get(f, "") for f in fields])
-        if val["loss"] < state["best"]:
-            state["best"], state["bad_epochs"] = val["loss"], 0
-            save_checkpoint(
-                model,
-                best_path,
-                {"stage": settings.stage, "epoch": state["epoch"], "val": val, "settings": asdict(settings)},
-            )
-        else:
-            state["bad_epochs"] += 1
-        torch.save(
-            {
-                "config": model.config.to_dict(),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "state": json.dumps(state),
-            },
-            last,
-        )
+        lr = optimizer.param_groups[0]["lr"]
+        _log_epoch(state, settings, lr, time.perf_counter() - t0, train_loss, val, log_path)
+        _keep_best(model, state, val, settings, best_path)
+        _save_last(model, optimizer, scheduler, state, last)
         if settings.max_minutes and time.perf_counter() - started > 60 * settings.max_minutes:
             break
     for p in model.parameters():

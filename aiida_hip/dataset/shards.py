@@ -1,0 +1,142 @@
+"""The committed training data: packed HDF5 shards listed with their SHA-256 in ``manifest.json``.
+
+Generation is hours of xTB on two cores, so the data must outlive a session: the campaign labels
+reactions a few at a time and packs each finished group into a small shard (float16 upper-triangle
+Hessians) that is committed. Skipped reactions are kept in the shards too (attributes only), so no
+session tries them again. Readers check every shard's hash before they load it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..hip.data import DatasetError, Sample, load_samples
+from .generate import GenerationSettings
+
+MANIFEST = "manifest.json"
+# Raise when the generator's output changes for the same settings (and say so in the card).
+GENERATOR_VERSION = 1
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(root: Path) -> dict:
+    """The manifest under ``root``, or an empty one for a new campaign."""
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        return {"generator_version": GENERATOR_VERSION, "settings": asdict(GenerationSettings()), "shards": []}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def _write_json_atomic(path: Path, payload: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def done_ids(manifest: dict) -> set[str]:
+    return {rid for shard in manifest["shards"] for rid in shard["ids"]}
+
+
+def write_shard(source: Path, root: Path, ids: list[str]) -> dict | None:
+    """Pack reactions ``ids`` of the raw generator file ``source`` into the next shard under ``root``."""
+    import h5py
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(root)
+    ids = sorted(set(ids) - done_ids(manifest))
+    if not ids:
+        return None
+    name = f"shard_{len(manifest['shards']):04d}.h5"
+    tmp = root / (name + ".tmp")
+    counts = {"ok": 0, "skipped": 0, "geometries": 0}
+    with h5py.File(source, "r") as src, h5py.File(tmp, "w") as dst:
+        dst.attrs["settings"] = src.attrs["settings"]
+        dst.attrs["packed"] = "upper-triangle Hessians in float16"
+        out = dst.create_group("reactions")
+        for rid in ids:
+            g, h = src["reactions"][rid], out.create_group(rid)
+            h.attrs.update(dict(g.attrs))
+            if g.attrs.get("status") != "ok":
+                counts["skipped"] += 1
+                continue
+            rows, cols = np.triu_indices(3 * len(g["numbers"]))
+            for key in ("numbers", "kind", "energy"):
+                h.create_dataset(key, data=g[key][()])
+            h.create_dataset("positions", data=g["positions"][()].astype(np.float32))
+            h.create_dataset("forces", data=g["forces"][()].astype(np.float32))
+            triu = g["hessian"][()][:, rows, cols].astype(np.float16)
+            h.create_dataset("hessian_triu", data=triu, compression="gzip", compression_opts=6, shuffle=True)
+            counts["ok"] += 1
+            counts["geometries"] += len(g["energy"])
+    os.replace(tmp, root / name)
+    entry = {"file": name, "sha256": sha256_of(root / name), "ids": ids, **counts}
+    manifest["shards"].append(entry)
+    _write_json_atomic(root / MANIFEST, manifest)
+    return entry
+
+
+def verify(root: Path) -> dict:
+    """The manifest, after checking that every shard exists and matches its SHA-256."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    if manifest.get("generator_version") != GENERATOR_VERSION:
+        raise DatasetError(
+            f"{root / MANIFEST} was written by generator version {manifest.get('generator_version')}, "
+            f"this code is version {GENERATOR_VERSION}: regenerate the shards"
+        )
+    for shard in manifest["shards"]:
+        path = root / shard["file"]
+        if not path.is_file():
+            raise DatasetError(f"shard {path} listed in {MANIFEST} is missing")
+        digest = sha256_of(path)
+        if digest != shard["sha256"]:
+            raise DatasetError(
+                f"shard {path} is corrupted or truncated: SHA-256 {digest[:12]}... does not match "
+                f"{shard['sha256'][:12]}... in {MANIFEST}"
+            )
+    return manifest
+
+
+def data_hash(manifest: dict) -> str:
+    """One hash for the whole data set: the ordered shard hashes."""
+    return hashlib.sha256("".join(s["sha256"] for s in manifest["shards"]).encode()).hexdigest()
+
+
+def load_shards(root: Path, split: str | None = None, kinds=None) -> list[Sample]:
+    """Every geometry of ``split`` in the committed shards (hashes checked first)."""
+    root = Path(root)
+    manifest = verify(root)
+    samples: list[Sample] = []
+    for shard in manifest["shards"]:
+        if shard["ok"]:
+            samples += load_samples(root / shard["file"], split, kinds)
+    return samples
+
+
+def summary(root: Path) -> dict:
+    manifest = read_manifest(root)
+    shards = manifest["shards"]
+    return {
+        "shards": len(shards),
+        "reactions_ok": sum(s["ok"] for s in shards),
+        "reactions_skipped": sum(s["skipped"] for s in shards),
+        "geometries": sum(s["geometries"] for s in shards),
+        "bytes": sum((Path(root) / s["file"]).stat().st_size for s in shards if (Path(root) / s["file"]).is_file()),
+    }
