@@ -15,6 +15,7 @@ from aiida import orm
 TS_SEARCH_PROCESS_TYPE = "aiida.workflows:hip.ts_search"
 TS_BATCH_PROCESS_TYPE = "aiida.calculations:hip.ts_batch"
 REACTION_BATCH_PROCESS_TYPE = "aiida.workflows:hip.reaction_batch"
+#: the columns of the TS database: fields of the result schema (``common.result``) and where it is stored
 ROW_KEYS = (
     "pk",
     "reaction",

@@ -115,7 +115,7 @@ class Profile:
             subprocess.run(
                 [str(BIN / "verdi"), "-p", self.name, "daemon", "stop", "--timeout", "60"], env=self.env, check=False
             )
-            from aiida_hip.cli.database import drop_postgres_database
+            from aiida_hip.cli.setup import drop_postgres_database
 
             drop_postgres_database(self.name)
         shutil.rmtree(self.path, ignore_errors=True)
@@ -156,7 +156,7 @@ def run_aiida(
         from pathlib import Path
         from aiida import orm
         from aiida.engine import run_get_node, submit
-        from aiida_hip.cli.database import _reactions
+        from aiida_hip.cli.submit import _reactions
         from aiida_hip.workflows import ReactionBatchWorkChain
         reactions = _reactions(Path({str(folder)!r}), None)
         builder = ReactionBatchWorkChain.get_builder_from_protocol(

@@ -34,13 +34,44 @@ from pathlib import Path
 import numpy as np
 from common import caption, metadata, update_report
 
+from aiida_hip.common.types import Outcome, Route, choices
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search"
 ROUTES_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_routes"
+POLICY_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_policy"
+#: output -> (REPORT.md section key, title, note under the table)
+REPORT_SECTIONS = {
+    DEFAULT_OUTPUT: (
+        "ts_search",
+        "TS-search funnel (seed Figure 4)",
+        "Configurations are calculator:hessian (RS-P-RFO with that Hessian every step; `none` = Bofill updates "
+        "of a model Hessian). Funnel: `benchmarks/results/ts_search.png`; DFT check of the TSs found: below.",
+    ),
+    ROUTES_OUTPUT: (
+        "ts_search_routes",
+        "TS routes: pysisyphus, Sella and auto",
+        "Configurations are route/calculator:hessian: `pysisyphus` (GSM -> RS-P-RFO -> EulerPC IRC), `sella` "
+        "(geodesic interpolation -> Sella -> Sella IRC); `auto(first,second)` rows are composed from the two "
+        "single-route rows of each reaction (the first route's outcome when it succeeded, else the second's; "
+        "wall time and Hessians of both). Funnel: `benchmarks/results/ts_search_routes.png`.",
+    ),
+    POLICY_OUTPUT: (
+        "ts_search_policy",
+        "Hessian policies and the two-level search, side by side",
+        "Configurations (`benchmarks/ts_search.py`, `configuration()`): `anchor` = geodesic -> Sella with the "
+        "exact xTB Hessian every step -> Sella IRC, no relaxation of the given ends (the quacc-style recipe); "
+        "`calculator:hessian[:k]` = that level (k: a fresh Hessian every k TS steps, 0 = at the start only; "
+        "approximate Hessians conditioned and guarded); `hip:...>xtb` = the two-level search refined at xTB "
+        "(`@reference`: path and TS guess from xTB single points). Reference cost = xTB gradients + 6N per xTB "
+        "Hessian, summed over all reactions, per verified TS. Every TS is judged with the exact Hessian of its "
+        "surface.",
+    ),
+}
 CHNO = {1, 6, 7, 8}
 #: calculator:hessian[:k] (k = a fresh Hessian every k RS-P-RFO steps, Bofill updates between; default 1)
 DEFAULT_CONFIGS = "hip:predicted,hip:autograd,hip:none,xtb:reference,xtb:none"
-ROUTES = ("pysisyphus", "sella", "auto")
+ROUTES = tuple(choices(Route))
 FUNNEL = (
     ("path_ok", "path (GSM/NEB)"),
     ("ts_converged", "TS converged"),
@@ -80,26 +111,54 @@ def own_reactions(data: Path, split: str = "test") -> list[tuple[str, np.ndarray
     return out
 
 
+def configuration(spec: str, route: str, checkpoint: str | None):
+    """``(Level, TSSearchSettings)`` of a configuration name:
+
+    - ``anchor``: the plain quacc-style recipe (geodesic -> Sella with the exact xTB Hessian every step ->
+      Sella IRC), no relaxation of the given ends;
+    - ``calculator:hessian[:k][:raw]``: that level; ``k`` a fresh Hessian every k TS steps (0: the start
+      only); ``raw``: approximate Hessians unconditioned and unguarded (the behaviour before the Hessian
+      feed); HIP searches stay on the HIP surface;
+    - ``hip:hessian[:k]>xtb[@reference]``: the two-level search refined at xTB (``@reference``: path and TS
+      guess from xTB single points instead of HIP).
+    """
+    from aiida_hip.pipeline import Level, TSSearchSettings
+    from aiida_hip.pipeline.conditioning import ConditioningSettings
+
+    if spec == "anchor":
+        level = Level(calculator="xtb", hessian="reference")
+        return level, TSSearchSettings(route="sella", temperature=None, optimize_endpoints=False)
+    spec, _, refine = spec.partition(">")
+    refine, _, guess = refine.partition("@")
+    calculator, hessian, *options = spec.split(":")
+    level = Level(calculator=calculator, hessian=hessian, checkpoint=checkpoint)
+    settings = TSSearchSettings(
+        route=route, temperature=None, refine=refine or "none", guess_level=guess or "hip"
+    )  # the search only
+    tsopt = settings.tsopt
+    for option in options:
+        if option == "raw":
+            tsopt = replace(tsopt, conditioning=ConditioningSettings(mode="off"), guard=False)
+        else:
+            tsopt = replace(tsopt, hessian_recalc=int(option))
+    return level, replace(settings, tsopt=tsopt)
+
+
 def run_one(job: dict) -> dict:
     """One TS search in a worker process; every failure becomes a row, never a crash of the benchmark."""
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
     from ase import Atoms
 
-    from aiida_hip.pipeline import Level, TSSearchSettings, ts_search
+    from aiida_hip.pipeline import ts_search
 
     torch.set_num_threads(1)
-    # [route/]calculator:hessian[:k]; optional k: a fresh Hessian every k TS steps
-    calculator, hessian, *recalc = job["config"].rsplit("/", 1)[-1].split(":")
     r = Atoms(numbers=job["numbers"], positions=job["reactant"])
     p = Atoms(numbers=job["numbers"], positions=job["product"])
     t0 = time.perf_counter()
     row = {"reaction": job["name"], "config": job["config"], "n_atoms": len(r)}
     try:
-        level = Level(calculator=calculator, hessian=hessian, checkpoint=job["checkpoint"])
-        settings = TSSearchSettings(route=job["route"], temperature=None)  # the search only
-        if recalc:
-            settings = replace(settings, tsopt=replace(settings.tsopt, hessian_recalc=int(recalc[0])))
+        level, settings = configuration(job["config"].rsplit("/", 1)[-1], job["route"], job["checkpoint"])
         res = ts_search(r, p, job["workdir"], level, settings)
         row |= result_fields(res.to_dict(), res.ts.positions.tolist() if res.ts is not None else None)
     except Exception as exc:
@@ -135,8 +194,8 @@ def result_fields(d: dict, ts: list | None) -> dict:
     """A row's funnel fields from a search's ``result.json`` content ``d`` (``ts``: TS positions, A)."""
     return {
         "status": d["status"],
-        "path_ok": d["status"] != "gsm_failed",
-        "ts_converged": d["status"] not in ("gsm_failed", "tsopt_not_converged"),
+        "path_ok": Outcome(d["status"]).found_path,
+        "ts_converged": Outcome(d["status"]).converged_ts,
         "one_imaginary": bool(d["ts_found"]),
         "irc_intended": bool(d["irc_intended"]),
         "tsopt_steps": d["n_tsopt_steps"],
@@ -148,6 +207,15 @@ def result_fields(d: dict, ts: list | None) -> dict:
         "route_used": d.get("route"),
         "n_attempts": len((d.get("stages") or {}).get("attempts") or []) or None,
         "endpoints_s": (d.get("wall_time_s") or {}).get("endpoints", 0.0),
+        "reference_gradients": (d.get("reference_cost") or {}).get("gradients"),
+        "reference_hessians": (d.get("reference_cost") or {}).get("hessians"),
+        "reference_cost": (d.get("reference_cost") or {}).get("gradient_equivalents"),
+        "guard_tripped": any(
+            (stage or {}).get("hessian_feed", {}) and stage["hessian_feed"].get("guard_tripped_at") is not None
+            for key, stage in (d.get("stages") or {}).items()
+            if key.startswith("tsopt") and isinstance(stage, dict)
+        ),
+        "hip_ts_rmsd_a": d.get("hip_ts_rmsd_a"),
     }
 
 
@@ -199,6 +267,7 @@ def summarise(rows: list[dict], configs: list[str]) -> dict:
         }
         if config.startswith("auto"):
             out[config]["second_route_used"] = sum((r.get("n_attempts") or 1) > 1 for r in sel)
+        out[config] |= cost_fields(sel, rows, config)
     # How close the HIP-surface TSs are to the xTB ones (same route), where both were found.
     from aiida_hip.chem.geometry import aligned_rmsd
 
@@ -217,6 +286,59 @@ def summarise(rows: list[dict], configs: list[str]) -> dict:
             out[config]["median_rmsd_to_xtb_ts_a"] = float(np.median(d)) if d else None
             out[config]["n_compared_to_xtb"] = len(d)
     return out
+
+
+def cost_fields(sel: list[dict], rows: list[dict], config: str) -> dict:
+    """Reference-level cost and accuracy of one configuration's rows ``sel``: median reference gradients and
+    Hessians, reference cost (gradients + 6N per reference Hessian) per verified TS, TSs within 0.1 A of the
+    ``xtb:reference`` TS of the same route and reaction, guard trips."""
+    from aiida_hip.chem.geometry import aligned_rmsd
+
+    def median(key):
+        values = [r[key] for r in sel if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    verified = sum(bool(r["irc_intended"]) for r in sel)
+    total = sum(r.get("reference_cost") or 0 for r in sel)
+    route = config.rpartition("/")[0]
+    reference = f"{route}/xtb:reference" if route else "xtb:reference"
+    xtb = {r["reaction"]: r["ts"] for r in rows if r["config"] == reference and r["one_imaginary"] and r.get("ts")}
+    close = sum(
+        1
+        for r in sel
+        if r["one_imaginary"]
+        and r.get("ts")
+        and r["reaction"] in xtb
+        and aligned_rmsd(np.array(r["ts"]), np.array(xtb[r["reaction"]])) < 0.1
+    )
+    return {
+        "median_reference_gradients": median("reference_gradients"),
+        "median_reference_hessians": median("reference_hessians"),
+        "reference_cost_per_verified": total / verified if verified else None,
+        "ts_within_0p1_of_xtb": close if xtb else None,
+        "guard_tripped": sum(bool(r.get("guard_tripped")) for r in sel),
+    }
+
+
+def cost_markdown(summary: dict) -> str:
+    """The side-by-side table of the Hessian policies and the two-level search."""
+    lines = [
+        "| configuration | reactions | IRC intended | TS < 0.1 A of xTB TS | median TS steps | median ref. gradients "
+        "| median ref. Hessians | ref. cost per verified TS | median wall (s) | guard tripped |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def fmt(value, spec="g"):
+        return "-" if value is None else format(value, spec)
+
+    for config, s in summary.items():
+        lines.append(
+            f"| {config} | {s['reactions']} | {s['irc_intended']} | {fmt(s.get('ts_within_0p1_of_xtb'))} | "
+            f"{fmt(s['median_tsopt_steps'])} | {fmt(s.get('median_reference_gradients'))} | "
+            f"{fmt(s.get('median_reference_hessians'))} | {fmt(s.get('reference_cost_per_verified'), '.0f')} | "
+            f"{fmt(s['median_wall_s'], '.1f')} | {s.get('guard_tripped', 0)} |"
+        )
+    return "\n".join(lines)
 
 
 def markdown(summary: dict) -> str:
@@ -263,7 +385,7 @@ def plot(summary: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="xtb_rx,own")
-    parser.add_argument("--configs", default=DEFAULT_CONFIGS)
+    parser.add_argument("--configs", default=DEFAULT_CONFIGS, help="comma-separated; see configuration()")
     parser.add_argument(
         "--data",
         type=Path,
@@ -360,7 +482,7 @@ def main(argv: list[str] | None = None) -> None:
     derived, derived_configs = auto_rows(rows, configs)
     rows, configs = rows + derived, configs + [c for c in derived_configs if c not in configs]
     summary = summarise(rows, configs)
-    table = markdown(summary)
+    table = markdown(summary) + "\n\n" + cost_markdown(summary)
     print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     routes = sorted({c.rpartition("/")[0] or args.route for c in configs}) or routes
@@ -383,22 +505,10 @@ def main(argv: list[str] | None = None) -> None:
     args.output.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=float))
     args.output.with_suffix(".md").write_text(table + "\n")
     plot(summary, args.output.with_suffix(".png"))
-    if args.output.resolve() == DEFAULT_OUTPUT:
-        update_report(
-            "ts_search",
-            "## TS-search funnel (seed Figure 4)\n\n" + caption(meta) + "\n\n" + table + "\n\n"
-            "Configurations are calculator:hessian (RS-P-RFO with that Hessian every step; `none` = Bofill updates "
-            "of a model Hessian). Funnel: `benchmarks/results/ts_search.png`; DFT check of the TSs found: below.",
-        )
-    elif args.output.resolve() == ROUTES_OUTPUT:
-        update_report(
-            "ts_search_routes",
-            "## TS routes: pysisyphus, Sella and auto\n\n" + caption(meta) + "\n\n" + table + "\n\n"
-            "Configurations are route/calculator:hessian: `pysisyphus` (GSM -> RS-P-RFO -> EulerPC IRC), `sella` "
-            "(geodesic interpolation -> Sella -> Sella IRC); `auto(first,second)` rows are composed from the two "
-            "single-route rows of each reaction (the first route's outcome when it succeeded, else the second's; "
-            "wall time and Hessians of both). Funnel: `benchmarks/results/ts_search_routes.png`.",
-        )
+    report = REPORT_SECTIONS.get(args.output.resolve())
+    if report is not None:
+        key, title, note = report
+        update_report(key, f"## {title}\n\n" + caption(meta) + "\n\n" + table + "\n\n" + note)
 
 
 if __name__ == "__main__":

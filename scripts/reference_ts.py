@@ -19,7 +19,7 @@ from tblite.ase import TBLite
 
 from aiida_hip.chem.reference import XTBReference
 from aiida_hip.chem.vibrations import analyse
-from aiida_hip.pipeline.gsm import geodesic_images
+from aiida_hip.pipeline.path import geodesic_images
 
 
 def xtb(atoms):

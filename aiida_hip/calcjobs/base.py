@@ -10,20 +10,20 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 from aiida import orm
 from aiida.common import datastructures
+from aiida.common.constants import elements
 from aiida.engine import CalcJob
 
+from ..common import exit_codes
+from ..common.level import PARAMETER_KEYS, PARAMETERS_HELP, Level, LevelError
 from ..data import HipModelData
-from ..worker.io import input_text
+from ..worker.io import ARRAYS_FILE, RESULTS_FILE, input_text
 
 INPUT_FILE = "aiida.json"
 OUTPUT_FILE = "aiida.out"
-LEVEL_KEYS = ("calculator", "hessian", "charge", "multiplicity", "device")
-PARAMETERS_HELP = (
-    "Level of theory: calculator (hip|xtb), hessian (predicted|autograd|finite-difference|reference|none), "
-    "charge, multiplicity, device (cpu|cuda). Default: HIP energies, forces and predicted Hessians."
-)
+_NUMBERS = {data["symbol"]: z for z, data in elements.items()}
 
 
 def validate_molecule(value: orm.StructureData, _) -> str | None:
@@ -43,17 +43,30 @@ def validate_parameters(value: orm.Dict, _) -> str | None:
     """The level of theory: which calculator makes energies/forces and which one the Hessians."""
     if value is None:
         return None
-    from ..pipeline.calculators import Level, LevelError
-
     data = value.get_dict()
-    unknown = sorted(set(data) - set(LEVEL_KEYS))
+    unknown = sorted(set(data) - set(PARAMETER_KEYS))
     if unknown:
-        return f"unknown parameters {unknown}; valid: {list(LEVEL_KEYS)}"
+        return f"unknown parameters {unknown}; valid: {list(PARAMETER_KEYS)}"
     try:
-        Level(**data)
+        Level.from_dict(data)
     except (LevelError, TypeError) as exc:
         return f"invalid parameters: {exc}"
     return None
+
+
+def level_of(parameters: orm.Dict | None) -> Level | None:
+    """The level a ``parameters`` node asks for (the default level without one); ``None`` if invalid
+    (the ``parameters`` port reports that itself)."""
+    try:
+        return Level.from_dict(parameters.get_dict() if parameters is not None else {})
+    except (LevelError, TypeError):
+        return None
+
+
+def molecule_arrays(structure: orm.StructureData) -> tuple[np.ndarray, np.ndarray]:
+    """Atomic numbers and positions (A) of a molecule node, without ASE."""
+    numbers = [_NUMBERS[structure.get_kind(site.kind_name).symbol] for site in structure.sites]
+    return np.array(numbers, dtype=int), np.array([site.position for site in structure.sites], dtype=float)
 
 
 def structure_to_dict(structure: orm.StructureData) -> dict:
@@ -118,27 +131,14 @@ class HipStageCalculation(CalcJob):
         spec.output("output_parameters", valid_type=orm.Dict, help="Energies, counts, timings and the stage summary.")
         spec.default_output_node = "output_parameters"
 
-        spec.exit_code(301, "ERROR_OUTPUT_MISSING", message="The worker wrote no results.json.")
-        spec.exit_code(302, "ERROR_OUTPUT_CORRUPT", message="The worker's output could not be read: {error}")
-        spec.exit_code(303, "ERROR_INVALID_WORKER_INPUT", message="The worker rejected its input: {error}")
-        spec.exit_code(304, "ERROR_WORKER_CRASHED", message="The worker failed: {error}")
-        spec.exit_code(400, "ERROR_PATH_FAILED", message="No reaction path / TS guess: {error}")
-        spec.exit_code(401, "ERROR_NOT_CONVERGED", message="The optimisation did not converge: {error}")
-        spec.exit_code(402, "ERROR_IRC_INCOMPLETE", message="The IRC could not be followed: {error}")
-        spec.exit_code(403, "ERROR_FRAGMENTED", message="The optimisation ran away into fragments: {error}")
-        spec.exit_code(500, "ERROR_WRONG_IMAGINARY_COUNT", message="Wrong number of imaginary modes: {error}")
-        spec.exit_code(501, "ERROR_IRC_UNINTENDED", message="The IRC connects other minima: {error}")
-        spec.exit_code(502, "ERROR_IRC_SAME_ENDS", message="Both IRC ends are the same minimum: {error}")
-        spec.exit_code(503, "ERROR_NOT_STATIONARY", message="Not a stationary point at this level: {error}")
+        exit_codes.declare(
+            spec, (exit_codes.OUTPUT_MISSING, exit_codes.OUTPUT_CORRUPT, *exit_codes.OUTCOME_EXIT_CODES.values())
+        )
 
     @classmethod
     def validate_inputs(cls, value, _) -> str | None:
-        from ..pipeline.calculators import Level, LevelError
-
-        parameters = value.get("parameters")
-        try:
-            level = Level(**(parameters.get_dict() if parameters is not None else {}))
-        except (LevelError, TypeError):
+        level = level_of(value.get("parameters"))
+        if level is None:
             return None  # the parameters port reports a bad level itself
         if value.get("model") is not None and not level.uses_model:
             return "a model was given but the level (xTB energies and Hessians) never uses it"
@@ -186,5 +186,5 @@ class HipStageCalculation(CalcJob):
         calcinfo = datastructures.CalcInfo()
         calcinfo.codes_info = [codeinfo]
         calcinfo.local_copy_list = local_copy_list
-        calcinfo.retrieve_list = [self.inputs.metadata.options.output_filename, "results.json", "arrays.npz"]
+        calcinfo.retrieve_list = [self.inputs.metadata.options.output_filename, RESULTS_FILE, ARRAYS_FILE]
         return calcinfo

@@ -12,33 +12,15 @@ import re
 
 from aiida import orm
 
+from ..common import exit_codes
+from ..common.result import result_row
 from .base import HipStageCalculation, structure_to_dict, validate_molecule
 from .stages import validate_pair
-
-#: keys of a reaction's ``ts_search`` result that a batch summary row shows
-ROW_KEYS = (
-    "status",
-    "route",
-    "barrier_forward_ev",
-    "barrier_reverse_ev",
-    "imaginary_frequency_cm1",
-    "irc_intended",
-    "message",
-)
-#: thermochemistry of a verified TS in a summary row (None where there is none)
-THERMO_KEYS = ("gibbs_barrier_forward_ev", "gibbs_barrier_reverse_ev", "rate_forward_per_s", "rate_reverse_per_s")
 
 
 def summary_row(name: str, data: dict | None) -> dict:
     """One reaction's row of a batch summary (``status`` ``no_result`` when there is none)."""
-    data = data if data is not None else {"status": "no_result", "message": "no result was produced"}
-    row = {"reaction": name, **{key: data.get(key) for key in ROW_KEYS}}
-    thermo = data.get("thermochemistry") or {}  # packed results nest it; hip.ts_search puts these on top
-    for key in THERMO_KEYS:
-        row[key] = data.get(key, thermo.get(key))
-    row["irc_intended"] = bool(row["irc_intended"])
-    row["message"] = row["message"] or ""
-    return row
+    return {"reaction": name, **result_row(data)}
 
 
 def summarize_rows(rows: list[dict]) -> dict:
@@ -91,12 +73,7 @@ class HipTSBatchCalculation(HipStageCalculation):
         spec.inputs.validator = cls.validate_batch
         spec.output_namespace("results", valid_type=orm.Dict, dynamic=True, help="The TS search result per reaction.")
         spec.output_namespace("transition_states", valid_type=orm.StructureData, dynamic=True)
-        spec.exit_code(
-            305,
-            "ERROR_BATCH_INCOMPLETE",
-            message="The worker finished {done} of {total} reactions (killed, or out of walltime?); "
-            "the finished ones are attached.",
-        )
+        exit_codes.declare(spec, (exit_codes.BATCH_INCOMPLETE,))
 
     @classmethod
     def validate_batch(cls, value, ctx) -> str | None:

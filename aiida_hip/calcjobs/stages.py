@@ -1,12 +1,15 @@
-"""The HIP stage CalcJobs: ``hip.opt``, ``hip.gsm``, ``hip.tsopt``, ``hip.freq``, ``hip.irc``."""
+"""The HIP stage CalcJobs: ``hip.opt``, ``hip.path``, ``hip.tsopt``, ``hip.freq``, ``hip.irc``, ``hip.dft``."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from aiida import orm
+from aiida.common.constants import elements
 
-from .base import HipStageCalculation
+from ..common.level import Level
+from ..common.molecule import ReactionInputError, check_elements, check_reaction
+from .base import HipStageCalculation, molecule_arrays
 
 
 def _hessian_output(spec) -> None:
@@ -51,13 +54,26 @@ def validate_pair(reactant: orm.StructureData | None, product: orm.StructureData
     the pipeline's own check, run on the nodes before anything is launched."""
     if reactant is None or product is None:
         return None
-    from ..pipeline.inputs import ReactionInputError, check_reaction
-
     try:
-        check_reaction(reactant.get_ase(), product.get_ase())
+        check_reaction(molecule_arrays(reactant), molecule_arrays(product), symbols=_symbol)
     except ReactionInputError as exc:
         return str(exc)
     return None
+
+
+def validate_elements(model, structure: orm.StructureData | None, level: Level | None) -> str | None:
+    """A level that uses the model gets only the elements the given checkpoint knows."""
+    if model is None or structure is None or level is None or not level.uses_model:
+        return None
+    try:
+        check_elements(molecule_arrays(structure)[0], model.elements, "reactant")
+    except ReactionInputError as exc:
+        return str(exc)
+    return None
+
+
+def _symbol(z: int) -> str:
+    return elements[int(z)]["symbol"]
 
 
 class HipTSOptCalculation(HipStageCalculation):

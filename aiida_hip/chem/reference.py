@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from ..common.molecule import check_molecule
 from .units import (
     ANGSTROM_TO_BOHR,
     HARTREE_PER_BOHR2_TO_EV_PER_ANGSTROM2,
@@ -36,8 +37,6 @@ def default_uhf(numbers: Sequence[int], charge: int) -> int:
 
 
 def _check(numbers, positions, name: str) -> tuple[np.ndarray, np.ndarray]:
-    from ..hip.inputs import check_molecule
-
     return check_molecule(numbers, positions, XTB_ELEMENTS, 0.1, name)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import click
 
 from .data import data, evaluate, train
-from .database import reactions, setup_cmd, submit_cmd
 from .demo import demo
 from .pipeline import freq_cmd, optimize_cmd, ts_search_cmd
+from .reactions import reactions_group
 from .report import report_cmd
+from .setup import setup_cmd
+from .submit import submit_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,5 +28,5 @@ main.add_command(optimize_cmd)
 main.add_command(freq_cmd)
 main.add_command(setup_cmd)
 main.add_command(submit_cmd)
-main.add_command(reactions)
+main.add_command(reactions_group)
 main.add_command(report_cmd)

@@ -1,10 +1,19 @@
-"""``aiida-hip data``, ``aiida-hip train`` and ``aiida-hip evaluate``."""
+"""``aiida-hip data``, ``aiida-hip train`` and ``aiida-hip evaluate``.
+
+The model (:mod:`aiida_hip.hip`, torch) is imported inside the commands: ``aiida-hip --help`` must not
+pay for it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
+
+from ..dataset import evaluate as evaluation
+from ..dataset.card import dataset_card
+from ..dataset.generate import MOLECULES, generate
 
 
 @click.group()
@@ -37,8 +46,6 @@ def data() -> None:
 )
 def generate_cmd(output: Path, workers: int, limit: int | None, smiles_file: Path | None, split: str | None) -> None:
     """Enumerate reactions, trace xTB NEB paths, sample and label geometries (resumable)."""
-    from ..dataset.generate import MOLECULES, generate
-
     counts = generate(output, workers=workers, limit=limit, smiles_file=smiles_file or MOLECULES, split=split)
     click.echo(counts)
 
@@ -63,8 +70,6 @@ def pack_cmd(source: Path, target: Path, hessian_dtype: str) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def card_cmd(path: Path) -> None:
     """Print counts, elements and sizes of a dataset (markdown)."""
-    from ..dataset.card import dataset_card
-
     click.echo(dataset_card(path))
 
 
@@ -83,8 +88,6 @@ def card_cmd(path: Path) -> None:
 @click.option("--channels", type=int, default=None, help="Model width (default: HIPConfig's).")
 def train(data_path, workdir, stage, epochs, batch_size, lr, patience, max_minutes, device, channels) -> None:
     """Train HIP: energy + forces, then the Hessian head on the frozen backbone (resumable)."""
-    from dataclasses import replace
-
     import torch
 
     from ..hip import HIPConfig, HIPModel, load_model
@@ -143,8 +146,6 @@ def train(data_path, workdir, stage, epochs, batch_size, lr, patience, max_minut
 )
 def evaluate(data_path, checkpoint, split, max_samples, output) -> None:
     """Seed Table 1 metrics of HIP and the autograd Hessian on held-out reactions (JSON + markdown)."""
-    from ..dataset.evaluate import evaluate as run
-    from ..dataset.evaluate import markdown, write
     from ..hip import CheckpointError, load_model
     from ..hip.data import DatasetError, load_samples
 
@@ -158,7 +159,7 @@ def evaluate(data_path, checkpoint, split, max_samples, output) -> None:
         raise click.ClickException(str(exc)) from exc
     if not samples:
         raise click.ClickException(f"no geometries in split {split!r} of {data_path}")
-    result = run(model, samples, max_samples=max_samples)
+    result = evaluation.evaluate(model, samples, max_samples=max_samples)
     title = f"HIP vs autograd Hessian on the {split} split ({checkpoint or 'shipped checkpoint'})"
-    write(result, output, title)
-    click.echo(markdown(result, title))
+    evaluation.write(result, output, title)
+    click.echo(evaluation.markdown(result, title))

@@ -7,9 +7,12 @@ import time
 import click
 import numpy as np
 
+from ..chem.reference import XTBReference
+from ..chem.vibrations import analyse
+
 
 def _embed(smiles: str) -> tuple[np.ndarray, np.ndarray]:
-    from rdkit import Chem
+    from rdkit import Chem  # RDKit, like torch and tblite, only where it is used: not at start-up
     from rdkit.Chem import AllChem
 
     mol = Chem.MolFromSmiles(smiles)
@@ -46,8 +49,6 @@ def demo(smiles: str, checkpoint: str | None) -> None:
     """Relax a molecule with GFN2-xTB, then compare HIP, autograd and xTB Hessians and frequencies."""
     import torch
 
-    from ..chem.reference import XTBReference
-    from ..chem.vibrations import analyse
     from ..hip import CheckpointError, HIPModel, InvalidMoleculeError, load_model
 
     try:

@@ -1,12 +1,21 @@
-"""``aiida-hip ts-search``, ``aiida-hip optimize`` and ``aiida-hip freq``: the L3 pipeline from the shell."""
+"""``aiida-hip ts-search``, ``aiida-hip optimize`` and ``aiida-hip freq``: the L3 pipeline from the shell.
+
+The pipeline (pysisyphus, ASE) and torch are imported inside the functions: ``aiida-hip --help`` must not
+pay for them.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import click
+from threadpoolctl import threadpool_limits
+
+from ..common.level import Level, LevelError
+from ..common.types import DEFAULT_REFINE, REFINE_LEVELS, Calculator, HessianMode, Outcome, Route, choices
 
 HESSIAN_HELP = (
     "Hessians for the optimisers: predicted (HIP head), autograd or finite-difference (of the HIP energy), "
@@ -17,16 +26,13 @@ HESSIAN_HELP = (
 def _threads(n: int) -> None:
     """Small molecules are latency-bound: one BLAS/OpenMP/torch thread unless asked otherwise."""
     import torch
-    from threadpoolctl import threadpool_limits
 
     os.environ["OMP_NUM_THREADS"] = str(n)
     torch.set_num_threads(n)
     threadpool_limits(n)
 
 
-def _level(calculator: str, hessian: str, checkpoint: Path | None, charge: int):
-    from ..pipeline import Level, LevelError
-
+def _level(calculator: str, hessian: str, checkpoint: Path | None, charge: int) -> Level:
     try:
         return Level(
             calculator=calculator, hessian=hessian, checkpoint=str(checkpoint) if checkpoint else None, charge=charge
@@ -35,9 +41,9 @@ def _level(calculator: str, hessian: str, checkpoint: Path | None, charge: int):
         raise click.ClickException(str(exc)) from exc
 
 
-def _evaluator(level):
+def _evaluator(level: Level):
     from ..hip import CheckpointError
-    from ..pipeline import Evaluator, LevelError
+    from ..pipeline import Evaluator
 
     try:
         return Evaluator(level)
@@ -60,14 +66,14 @@ def _common(func):
     options = [
         click.option(
             "--calculator",
-            type=click.Choice(["hip", "xtb"]),
-            default="hip",
+            type=click.Choice(choices(Calculator)),
+            default=Calculator.HIP.value,
             show_default=True,
             help="Energies and forces: the HIP model or GFN2-xTB.",
         ),
         click.option(
             "--hessian",
-            type=click.Choice(["predicted", "autograd", "finite-difference", "reference", "none"]),
+            type=click.Choice(choices(HessianMode)),
             default=None,
             help=HESSIAN_HELP + "  [default: predicted with hip, reference with xtb]",
         ),
@@ -92,8 +98,33 @@ def _common(func):
     return func
 
 
-def _default_hessian(calculator: str, hessian: str | None) -> str:
-    return hessian or ("predicted" if calculator == "hip" else "reference")
+def _refinement_evaluator(level, refine: str) -> None:
+    """Fail before any work when the refinement level cannot run (PySCF missing for ``dft``)."""
+    from ..pipeline import Evaluator
+
+    try:
+        Evaluator(level.refined(refine), model=object())  # the model is loaded once, by the search
+    except LevelError as exc:
+        raise click.UsageError(f"--refine {refine}: {exc}") from exc
+
+
+#: the two-level search's switch, shared by ``ts-search`` and ``submit``
+REFINE_OPTION = click.option(
+    "--refine",
+    type=click.Choice(["none", *REFINE_LEVELS]),
+    default=DEFAULT_REFINE,
+    show_default=True,
+    help="Two-level search (HIP calculator only): HIP finds the path and a TS, which is refined on the xTB or "
+    "DFT (PySCF, B3LYP/6-31G*) surface with conditioned HIP Hessians, judged by one reference Hessian, with "
+    "IRC and ends at that level. none: the search stays on the HIP surface.",
+)
+
+
+def default_hessian(calculator: str, hessian: str | None) -> str:
+    """The Hessian asked for, else the calculator's own: predicted with HIP, reference with xTB."""
+    if hessian:
+        return hessian
+    return HessianMode.PREDICTED.value if calculator == Calculator.HIP else HessianMode.REFERENCE.value
 
 
 @click.command("ts-search")
@@ -109,15 +140,27 @@ def _default_hessian(calculator: str, hessian: str | None) -> str:
 @_common
 @click.option(
     "--route",
-    type=click.Choice(["auto", "pysisyphus", "sella"]),
-    default="auto",
+    type=click.Choice(sorted(choices(Route))),  # sorted: auto first, as --help has always listed them
+    default=Route.AUTO.value,
     show_default=True,
     help="pysisyphus: path -> RS-P-RFO -> EulerPC IRC; sella: geodesic -> Sella -> Sella IRC; "
     "auto: Sella, then pysisyphus if Sella did not verify a TS.",
 )
 @click.option("--no-irc", is_flag=True, help="Stop after the frequency check.")
 @click.option("--max-tsopt-steps", type=int, default=100, show_default=True)
-@click.option("--hessian-recalc", type=int, default=1, show_default=True, help="Fresh Hessian every k TS steps.")
+@click.option(
+    "--hessian-recalc",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Fresh Hessian every k TS steps (0: at the start only, then the optimiser's own estimate).",
+)
+@REFINE_OPTION
+@click.option(
+    "--no-guard",
+    is_flag=True,
+    help="Give approximate Hessians to the TS optimiser even when they disagree with the surface.",
+)
 @click.option(
     "--temperature",
     type=click.FloatRange(min=0.0, min_open=True),
@@ -139,6 +182,8 @@ def ts_search_cmd(
     no_irc,
     max_tsopt_steps,
     hessian_recalc,
+    refine,
+    no_guard,
     temperature,
 ) -> None:
     """Find and verify the transition state between REACTANT and PRODUCT (any ASE-readable files, same atom order).
@@ -146,8 +191,6 @@ def ts_search_cmd(
     Path -> TS optimisation -> frequencies -> IRC -> endpoint check; writes OUT/result.json. Exits 0 on a
     verified TS, 1 when the search ran but failed (the status says at which stage), 2 on bad input.
     """
-    from dataclasses import replace
-
     from ..pipeline import ReactionInputError, TSSearchSettings, read_reaction, ts_search
 
     _threads(threads)
@@ -155,12 +198,15 @@ def ts_search_cmd(
         r, p = read_reaction(reactant, product)
     except ReactionInputError as exc:
         raise click.UsageError(str(exc)) from exc
-    level = _level(calculator, _default_hessian(calculator, hessian), checkpoint, charge)
+    level = _level(calculator, default_hessian(calculator, hessian), checkpoint, charge)
     evaluator = _evaluator(level)
-    settings = TSSearchSettings.with_convergence(convergence, run_irc=not no_irc, route=route, temperature=temperature)
-    settings = replace(
-        settings, tsopt=replace(settings.tsopt, max_cycles=max_tsopt_steps, hessian_recalc=hessian_recalc)
+    settings = TSSearchSettings.with_convergence(
+        convergence, run_irc=not no_irc, route=route, temperature=temperature, refine=refine
     )
+    tsopt = replace(settings.tsopt, max_cycles=max_tsopt_steps, hessian_recalc=hessian_recalc, guard=not no_guard)
+    settings = replace(settings, tsopt=tsopt)
+    if settings.two_level(level):
+        _refinement_evaluator(level, refine)
     click.echo(f"TS search {reactant} -> {product}: {calculator} energies, {level.hessian} Hessians, out {out_dir}")
 
     def progress(stage: str, message: str) -> None:
@@ -171,7 +217,7 @@ def ts_search_cmd(
     except ReactionInputError as exc:
         raise click.UsageError(str(exc)) from exc
     _summary(result.to_dict(), out_dir)
-    if result.status != "success":
+    if result.status != Outcome.SUCCESS:
         raise SystemExit(1)
 
 
@@ -218,10 +264,10 @@ def optimize_cmd(molecule, out_dir, calculator, hessian, checkpoint, charge, con
 
     _threads(threads)
     atoms = _read(molecule, "molecule")
-    evaluator = _evaluator(_level(calculator, _default_hessian(calculator, hessian), checkpoint, charge))
+    evaluator = _evaluator(_level(calculator, default_hessian(calculator, hessian), checkpoint, charge))
     opt = run_opt(atoms, evaluator, OptSettings(convergence=convergence, max_cycles=max_steps), out_dir / "opt")
     freq = run_freq(opt.atoms, evaluator, "minimum", workdir=out_dir / "freq")
-    from ase.io import write
+    from ase.io import write  # ase.io takes most of a second to import: not at start-up
 
     write(out_dir / "optimized.xyz", opt.atoms)
     result = {"optimization": opt.summary(), "frequencies": freq.summary(), "files": {"optimized": "optimized.xyz"}}
@@ -244,7 +290,7 @@ def freq_cmd(molecule, calculator, hessian, checkpoint, charge, convergence, thr
 
     _threads(threads)
     atoms = _read(molecule, "molecule")
-    evaluator = _evaluator(_level(calculator, _default_hessian(calculator, hessian), checkpoint, charge))
+    evaluator = _evaluator(_level(calculator, default_hessian(calculator, hessian), checkpoint, charge))
     freq = run_freq(atoms, evaluator, expect)
     if as_json:
         click.echo(json.dumps(freq.summary() | {"frequencies_cm1": freq.frequencies_cm1.tolist()}, indent=2))

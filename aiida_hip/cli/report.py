@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .database import PROFILE_OPTION, _load
+from .setup import PROFILE_OPTION, open_profile
 
 
 @click.command("report")
@@ -27,10 +27,10 @@ def report_cmd(target: str, out: Path, title: str | None, profile: str | None) -
     Success funnel, barrier and imaginary-frequency histograms, the energy along each IRC, one row per
     reaction with its TS geometry, and the provenance (HIP checkpoint SHA-256, code versions).
     """
-    from ..report import collect_report, write_report
+    from ..report import collect_report, write_report  # AiiDA and matplotlib: not at start-up
     from ..report.collect import ReportTargetError
 
-    _load(profile)
+    open_profile(profile)
     try:
         data = collect_report(target, title=title)
     except ReportTargetError as exc:

@@ -11,21 +11,10 @@ from aiida.engine import ExitCode
 from aiida.parsers import Parser
 
 from ..calcjobs.base import structure_from_dict
-from ..worker.io import jsonable
-
-#: worker outcome -> CalcJob exit code label
-OUTCOME_EXIT_CODES = {
-    "invalid_input": "ERROR_INVALID_WORKER_INPUT",
-    "error": "ERROR_WORKER_CRASHED",
-    "path_failed": "ERROR_PATH_FAILED",
-    "not_converged": "ERROR_NOT_CONVERGED",
-    "fragmented": "ERROR_FRAGMENTED",
-    "irc_incomplete": "ERROR_IRC_INCOMPLETE",
-    "wrong_imaginary_count": "ERROR_WRONG_IMAGINARY_COUNT",
-    "irc_unintended": "ERROR_IRC_UNINTENDED",
-    "irc_failed": "ERROR_IRC_SAME_ENDS",
-    "not_stationary": "ERROR_NOT_STATIONARY",
-}
+from ..calcjobs.batch import link_label, summarize_rows, summary_row
+from ..common.exit_codes import OUTCOME_EXIT_CODES
+from ..common.types import Outcome
+from ..worker.io import ARRAYS_FILE, OUTCOMES, RESULTS_FILE, jsonable
 
 
 def trajectory_from_frames(frames: list[dict], energies: np.ndarray | None = None) -> orm.TrajectoryData:
@@ -50,25 +39,31 @@ class HipStageParser(Parser):
         except Exception:
             return self.exit_codes.ERROR_OUTPUT_MISSING
         names = retrieved.base.repository.list_object_names()
-        if "results.json" not in names:
+        if RESULTS_FILE not in names:
             return self.exit_codes.ERROR_OUTPUT_MISSING
         try:
-            results = json.loads(retrieved.base.repository.get_object_content("results.json"))
+            results = json.loads(retrieved.base.repository.get_object_content(RESULTS_FILE))
             arrays = {}
-            if "arrays.npz" in names:
-                content = retrieved.base.repository.get_object_content("arrays.npz", mode="rb")
+            if ARRAYS_FILE in names:
+                content = retrieved.base.repository.get_object_content(ARRAYS_FILE, mode="rb")
                 with np.load(io.BytesIO(content), allow_pickle=False) as data:
                     arrays = {key: data[key] for key in data.files}
             if not isinstance(results, dict) or not isinstance(results.get("reactions", []), list):
                 raise TypeError("results.json is not a worker results object")
         except (ValueError, KeyError, TypeError, OSError) as exc:
-            return self.exit_codes.ERROR_OUTPUT_CORRUPT.format(error=f"{type(exc).__name__}: {exc}")
+            return self.exit_codes.ERROR_OUTPUT_CORRUPT.format(message=f"{type(exc).__name__}: {exc}")
         return results, arrays
 
     def _worker_error(self, error: dict):
-        label = "ERROR_INVALID_WORKER_INPUT" if error.get("type") == "invalid_input" else "ERROR_WORKER_CRASHED"
-        self.out("output_parameters", orm.Dict({"outcome": error.get("type"), "message": error.get("message")}))
-        return getattr(self.exit_codes, label).format(error=error.get("message", ""))
+        """The worker stopped before any reaction: its input was refused, or it crashed."""
+        outcome = Outcome.INVALID_INPUT if error.get("type") == Outcome.INVALID_INPUT else Outcome.ERROR
+        self.out("output_parameters", orm.Dict({"outcome": outcome.value, "message": error.get("message")}))
+        return self._exit(outcome, error.get("message", ""))
+
+    def _exit(self, outcome: Outcome, message: str):
+        """The exit code of ``outcome`` (``None`` for success), from the one outcome table."""
+        spec = OUTCOME_EXIT_CODES.get(outcome)
+        return None if spec is None else getattr(self.exit_codes, spec.label).format(message=message)
 
     def parse(self, **kwargs):
         loaded = self._load()
@@ -79,7 +74,7 @@ class HipStageParser(Parser):
         if error:
             return self._worker_error(error)
         if not results.get("reactions"):
-            return self.exit_codes.ERROR_OUTPUT_CORRUPT.format(error="results.json lists no reaction")
+            return self.exit_codes.ERROR_OUTPUT_CORRUPT.format(message=f"{RESULTS_FILE} lists no reaction")
         entry = results["reactions"][0]
         ports = self.node.process_class.spec().outputs
         for role, structure in (entry.get("structures") or {}).items():
@@ -116,6 +111,7 @@ class HipStageParser(Parser):
             "message": entry.get("message", ""),
             "n_hessian_evaluations": entry.get("n_hessian_evaluations"),
             "n_gradient_evaluations": entry.get("n_gradient_evaluations"),
+            "n_reference_hessian_evaluations": entry.get("n_reference_hessian_evaluations"),
             "wall_time_s": entry.get("wall_time_s"),
             "worker_wall_time_s": results.get("wall_time_s"),
             "level": results.get("level"),
@@ -124,10 +120,9 @@ class HipStageParser(Parser):
         }
         self.out("output_parameters", orm.Dict(_plain(parameters)))
 
-        label = OUTCOME_EXIT_CODES.get(entry["outcome"])
-        if label is not None:
-            return getattr(self.exit_codes, label).format(error=entry.get("message", ""))
-        return None
+        if entry["outcome"] not in OUTCOMES:
+            return self.exit_codes.ERROR_OUTPUT_CORRUPT.format(message=f"unknown outcome {entry['outcome']!r}")
+        return self._exit(Outcome(entry["outcome"]), entry.get("message", ""))
 
 
 def _plain(data: dict) -> dict:
@@ -139,8 +134,6 @@ class HipTSBatchParser(HipStageParser):
     """Parses a packed ``hip.ts_batch`` job: one ``results.<name>`` per reaction the worker finished."""
 
     def parse(self, **kwargs):
-        from ..calcjobs.batch import link_label, summarize_rows, summary_row
-
         loaded = self._load()
         if isinstance(loaded, ExitCode):
             return loaded
@@ -177,9 +170,7 @@ class HipTSBatchParser(HipStageParser):
         self.out("output_parameters", orm.Dict(_plain(summary)))
         if len(done) < len(expected):
             return self.exit_codes.ERROR_BATCH_INCOMPLETE.format(done=len(done), total=len(expected))
-        if done and all(data["outcome"] in ("error", "invalid_input") for data in done.values()):
+        if done and all(data["outcome"] in (Outcome.ERROR, Outcome.INVALID_INPUT) for data in done.values()):
             first = next(iter(done.values()))
-            return self.exit_codes.ERROR_WORKER_CRASHED.format(
-                error=f"every reaction failed; first: {first.get('message', '')}"
-            )
+            return self._exit(Outcome.ERROR, f"every reaction failed; first: {first.get('message', '')}")
         return None

@@ -3,30 +3,31 @@
 No AiiDA here: each stage is a function ``(inputs, settings, workdir) -> result dataclass``.
 """
 
-from .calculators import CALCULATORS, HESSIANS, Evaluator, Level, LevelError, ase_calculator, pysis_calculator
+from ..common.level import Level, LevelError
+from .calculators import Evaluator, ase_calculator, pysis_calculator
 from .convergence import PRESETS, get_convergence
 from .endpoints import compare_endpoints, same_molecule
 from .freq import run_freq
-from .gsm import GSMSettings, run_gsm, run_path
 from .inputs import ReactionInputError, check_reaction, read_reaction, read_structure
 from .irc import IRCSettings, run_irc
 from .opt import OptSettings, run_opt
-from .ts_search import STATUSES, TSSearchResult, TSSearchSettings, ts_search
+from .path import PathSettings, run_gsm, run_path
+from .routes import ROUTES, TSRoute, routes_for, single_route
+from .ts_search import TSSearchResult, TSSearchSettings, ts_search
 from .tsopt import TSOptSettings, run_tsopt
 
 __all__ = [
-    "CALCULATORS",
-    "HESSIANS",
     "PRESETS",
-    "STATUSES",
+    "ROUTES",
     "Evaluator",
-    "GSMSettings",
     "IRCSettings",
     "Level",
     "LevelError",
     "OptSettings",
+    "PathSettings",
     "ReactionInputError",
     "TSOptSettings",
+    "TSRoute",
     "TSSearchResult",
     "TSSearchSettings",
     "ase_calculator",
@@ -36,6 +37,7 @@ __all__ = [
     "pysis_calculator",
     "read_reaction",
     "read_structure",
+    "routes_for",
     "run_freq",
     "run_gsm",
     "run_irc",
@@ -43,5 +45,6 @@ __all__ = [
     "run_path",
     "run_tsopt",
     "same_molecule",
+    "single_route",
     "ts_search",
 ]

@@ -7,54 +7,24 @@ calculator converts to Hartree/Bohr at its boundary and nowhere else.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ase.calculators.calculator import Calculator as ASECalculator
+from ase.calculators.calculator import all_changes
 
+from ..chem.reference import DFTReference, XTBReference
 from ..chem.units import BOHR_TO_ANGSTROM, EV_TO_HARTREE
+from ..chem.vibrations import rigid_body_vectors
+from ..common.level import Level, LevelError
+from ..common.types import Calculator, HessianMode
 
-CALCULATORS = ("hip", "xtb")
-#: ``reference`` = GFN2-xTB finite differences; ``none`` = no Hessian is ever computed for the
-#: optimiser (guess Hessian + quasi-Newton updates).
-HESSIANS = ("predicted", "autograd", "finite-difference", "reference", "none")
-_MODEL_HESSIANS = ("predicted", "autograd", "finite-difference")
-
-
-class LevelError(ValueError):
-    """An impossible combination of calculator, Hessian and checkpoint."""
-
-
-@dataclass(frozen=True)
-class Level:
-    """Energy/forces source and Hessian source for one pipeline run."""
-
-    calculator: str = "hip"
-    hessian: str = "predicted"
-    checkpoint: str | None = None
-    charge: int = 0
-    multiplicity: int | None = None
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.calculator not in CALCULATORS:
-            raise LevelError(f"calculator must be one of {CALCULATORS}, got {self.calculator!r}")
-        if self.hessian not in HESSIANS:
-            raise LevelError(f"hessian must be one of {HESSIANS}, got {self.hessian!r}")
-
-    @property
-    def uses_model(self) -> bool:
-        return self.calculator == "hip" or self.hessian in _MODEL_HESSIANS
-
-    @property
-    def exact_hessian(self) -> str:
-        """The Hessian that is the true second derivative of this level's energy surface."""
-        return "reference" if self.calculator == "xtb" else "autograd"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["Counters", "Evaluator", "Level", "LevelError", "ase_calculator", "pysis_calculator"]
 
 
 @lru_cache(maxsize=4)
@@ -67,17 +37,38 @@ def cached_model(checkpoint: str | None, device: str = "cpu"):
     return load_model(checkpoint, device=device, dtype=torch.float64)
 
 
-@lru_cache(maxsize=4)
-def cached_reference(charge: int, multiplicity: int | None):
-    from ..chem.reference import XTBReference
+def model_provenance(level: Level) -> dict | None:
+    """What a result records of the checkpoint a level uses: file name, SHA-256, whether it is the shipped one."""
+    if not level.uses_model:
+        return None
+    from ..hip.checkpoints import DEFAULT_CHECKPOINT, sha256  # torch: only where the model is used
 
+    path = Path(level.checkpoint) if level.checkpoint else DEFAULT_CHECKPOINT
+    digest = sha256(path)
+    return {"file": path.name, "sha256": digest, "shipped": digest == sha256(DEFAULT_CHECKPOINT)}
+
+
+@lru_cache(maxsize=4)
+def cached_reference(calculator: str, charge: int, multiplicity: int | None):
+    """The reference code of a level, once per process: GFN2-xTB, or DFT with the DFT check's settings."""
+    if calculator == Calculator.DFT:
+        from .dft_check import DFTCheckSettings  # PySCF itself loads on the first calculation
+
+        dft = DFTCheckSettings()
+        return DFTReference(dft.functional, dft.basis, charge, multiplicity, dft.conv_tol, dft.max_memory_mb)
     return XTBReference(charge=charge, multiplicity=multiplicity, workers=1)
+
+
+#: how each reference code computes its Hessian
+REFERENCE_HESSIAN = {Calculator.XTB: "finite-difference", Calculator.DFT: "analytic"}
 
 
 @dataclass
 class Counters:
     gradients: int = 0
     hessians: int = 0
+    #: of ``hessians``, those the reference code computed (the expensive ones)
+    reference_hessians: int = 0
     gradient_seconds: float = 0.0
     hessian_seconds: float = 0.0
 
@@ -94,34 +85,46 @@ class Evaluator:
     #: anything with ``HIPModel.predict``'s signature; default: the level's checkpoint, loaded once per
     #: process (a packed job's reaction processes pass a client of the parent's model server)
     model: Any = field(default=None, repr=False)
+    _last_gradient: tuple | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.level.uses_model:
-            if self.model is None:
-                self.model = cached_model(self.level.checkpoint, self.level.device)
-            if self.level.charge != 0 or (self.level.multiplicity not in (None, 1)):
-                raise LevelError("the HIP model is trained on neutral closed-shell molecules only")
-        if self.level.calculator == "xtb" or self.level.hessian == "reference":
-            self.reference = cached_reference(self.level.charge, self.level.multiplicity)
+        if self.level.uses_model and self.model is None:  # Level refuses charged or open-shell model runs
+            self.model = cached_model(self.level.checkpoint, self.level.device)
+        if self.level.reference_calculator == Calculator.DFT and importlib.util.find_spec("pyscf") is None:
+            raise LevelError("DFT needs PySCF, which is not installed: pip install 'aiida-hip[dft]'")
+        if self.level.uses_reference:
+            self.reference = cached_reference(
+                self.level.reference_calculator, self.level.charge, self.level.multiplicity
+            )
 
     def gradient(self, numbers, positions) -> dict:
-        """``energy`` (eV) and ``forces`` (N, 3) eV/A."""
+        """``energy`` (eV) and ``forces`` (N, 3) eV/A. The last geometry's result is reused, not recounted
+        (optimisers and the Hessian guard often ask twice for the same point)."""
+        key = (np.asarray(numbers).tobytes(), np.asarray(positions, dtype=np.float64).tobytes())
+        if self._last_gradient is not None and self._last_gradient[0] == key:
+            return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in self._last_gradient[1].items()}
         t0 = time.perf_counter()
-        source = self.model if self.level.calculator == "hip" else self.reference
+        source = self.model if self.level.calculator == Calculator.HIP else self.reference
         out = source.predict(numbers, positions, hessian=None)
         self.counters.gradients += 1
         self.counters.gradient_seconds += time.perf_counter() - t0
-        return {"energy": float(out["energy"]), "forces": np.asarray(out["forces"], dtype=np.float64)}
+        result = {"energy": float(out["energy"]), "forces": np.asarray(out["forces"], dtype=np.float64)}
+        self._last_gradient = (key, result)
+        return {"energy": result["energy"], "forces": result["forces"].copy()}
 
     def hessian(self, numbers, positions, mode: str | None = None) -> np.ndarray:
         """(3N, 3N) Hessian in eV/A^2 from ``mode`` (default: the level's Hessian)."""
         mode = mode or self.level.hessian
-        if mode == "none":
+        if mode == HessianMode.NONE:
             raise LevelError("this level computes no Hessians (hessian='none')")
         t0 = time.perf_counter()
-        if mode == "reference":
-            reference = getattr(self, "reference", None) or cached_reference(self.level.charge, self.level.multiplicity)
-            out = reference.predict(numbers, positions, hessian="finite-difference")
+        if mode == HessianMode.REFERENCE:
+            calculator = self.level.reference_calculator
+            reference = getattr(self, "reference", None) or cached_reference(
+                calculator, self.level.charge, self.level.multiplicity
+            )
+            out = reference.predict(numbers, positions, hessian=REFERENCE_HESSIAN[Calculator(calculator)])
+            self.counters.reference_hessians += 1
         else:
             model = getattr(self, "model", None) or cached_model(self.level.checkpoint, self.level.device)
             out = model.predict(numbers, positions, hessian=mode)
@@ -133,8 +136,6 @@ class Evaluator:
 
 def rigid_basis(positions: np.ndarray) -> np.ndarray:
     """Orthonormal Cartesian translation + rotation vectors, shape (3N, 6) (5 if linear)."""
-    from ..chem.vibrations import rigid_body_vectors
-
     vectors = rigid_body_vectors(np.asarray(positions), np.ones(len(positions)))
     u, s, _ = np.linalg.svd(vectors.T, full_matrices=False)
     return u[:, s > 1e-8 * s.max()]
@@ -152,8 +153,9 @@ def project_rigid(hessian: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return 0.5 * (out + out.T)
 
 
-def pysis_calculator(evaluator: Evaluator, project: bool = True):
-    """A pysisyphus ``Calculator`` over ``evaluator`` (Hartree and Bohr at its boundary)."""
+def pysis_calculator(evaluator: Evaluator, project: bool = True, feed=None):
+    """A pysisyphus ``Calculator`` over ``evaluator`` (Hartree and Bohr at its boundary); Hessians from
+    ``feed`` (a :class:`~.hessian_feed.HessianFeed`: conditioned and guarded) when one is given."""
     from pysisyphus.calculators.Calculator import Calculator
     from pysisyphus.elem_data import ATOMIC_NUMBERS
 
@@ -181,7 +183,7 @@ def pysis_calculator(evaluator: Evaluator, project: bool = True):
         def get_hessian(self, atoms, coords, **kwargs) -> dict:
             numbers, positions = self._molecule(atoms, coords)
             out = self.get_forces(atoms, coords)
-            h = self.evaluator.hessian(numbers, positions)
+            h = feed(numbers, positions) if feed is not None else self.evaluator.hessian(numbers, positions)
             if project:
                 h = project_rigid(h, positions)
             out["hessian"] = h * hessian_factor
@@ -192,9 +194,8 @@ def pysis_calculator(evaluator: Evaluator, project: bool = True):
 
 def ase_calculator(evaluator: Evaluator):
     """An ASE calculator over ``evaluator``; ``get_hessian(atoms)`` suits Sella's ``hessian_function``."""
-    from ase.calculators.calculator import Calculator, all_changes
 
-    class HIPASECalculator(Calculator):
+    class HIPASECalculator(ASECalculator):
         implemented_properties = ("energy", "free_energy", "forces")
 
         def __init__(self) -> None:

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import h5py
 import numpy as np
 from ase import Atoms
 
@@ -86,8 +87,6 @@ def to_atoms(symbols, coords_bohr) -> Atoms:
 
 def write_hessian(path: str | Path, hessian_ev: np.ndarray) -> Path:
     """A Cartesian Hessian (eV/A^2) as the HDF5 file pysisyphus reads for ``hessian_init``."""
-    import h5py
-
     path = Path(path)
     with h5py.File(path, "w") as handle:
         handle.create_dataset("hessian", data=np.asarray(hessian_ev) * EV_TO_HARTREE * BOHR_TO_ANGSTROM**2)

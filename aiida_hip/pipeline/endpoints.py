@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ase import Atoms
+from pymatgen.analysis.graphs import MoleculeGraph
+from pymatgen.core import Molecule
 
 from ..chem.geometry import BOND_SCALE, connectivity
+from ..common.types import Outcome
 
 
 def molecule_graph(atoms: Atoms, scale: float = BOND_SCALE):
     """pymatgen ``MoleculeGraph`` with bonds from covalent radii (``scale`` x sum of radii)."""
-    from pymatgen.analysis.graphs import MoleculeGraph
-    from pymatgen.core import Molecule
-
     molecule = Molecule(atoms.get_chemical_symbols(), atoms.positions)
     edges = {(i, j): None for i, j in sorted(connectivity(atoms.numbers, atoms.positions, scale))}
     return MoleculeGraph.from_edges(molecule, edges)
@@ -33,7 +33,7 @@ def bonds(atoms: Atoms, scale: float = BOND_SCALE) -> list[list[int]]:
 @dataclass
 class EndpointResult:
     """``intended``: the ends are the reactant and the product; ``unintended``: a different reaction
-    (both graphs reported); ``failed``: both ends are the same molecule, so the TS connects nothing."""
+    (both graphs reported); ``same_ends``: both ends are the same molecule, so the TS connects nothing."""
 
     verdict: str
     forward_is: str
@@ -45,6 +45,12 @@ class EndpointResult:
     @property
     def intended(self) -> bool:
         return self.verdict == "intended"
+
+    @property
+    def outcome(self) -> Outcome:
+        return {"intended": Outcome.SUCCESS, "same_ends": Outcome.IRC_SAME_ENDS}.get(
+            self.verdict, Outcome.IRC_UNINTENDED
+        )
 
     def summary(self) -> dict:
         return dict(self.__dict__)
@@ -75,7 +81,7 @@ def compare_endpoints(reactant: Atoms, product: Atoms, forward_end: Atoms, backw
     if {f, b} == {"reactant", "product"}:
         verdict, message = "intended", "the IRC connects the reactant and the product"
     elif (f == b and f != "other") or (f == b == "other" and same_molecule(forward_end, backward_end)):
-        verdict, message = "failed", f"both IRC ends relax to the same molecule ({f})"
+        verdict, message = "same_ends", f"both IRC ends relax to the same molecule ({f})"
     else:
         verdict, message = "unintended", f"the IRC connects {b} and {f}, not the reactant and the product"
     return EndpointResult(verdict, f, b, bonds(forward_end), bonds(backward_end), message)

@@ -11,6 +11,7 @@ import numpy as np
 from ase import Atoms
 
 from ..chem.vibrations import IMAGINARY_THRESHOLD, analyse
+from ..common.types import Outcome
 from .calculators import Evaluator
 
 
@@ -33,6 +34,19 @@ class FreqResult:
     wall_time_s: float = 0.0
     #: (3N - d, N, 3) normalised Cartesian normal modes, ordered as ``frequencies_cm1``.
     modes: np.ndarray | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome.SUCCESS if self.ok else Outcome.WRONG_IMAGINARY_COUNT
+
+    @property
+    def verdict(self) -> str:
+        """What is wrong, in words (empty when nothing is)."""
+        if self.ok:
+            return ""
+        want = 1 if self.expected == "ts" else 0
+        where = "the TS" if self.expected == "ts" else "the minimum"
+        return f"{self.n_imaginary} imaginary mode(s) at {where}, expected {want}"
 
     def summary(self) -> dict:
         return {

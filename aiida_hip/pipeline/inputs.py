@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-import numpy as np
 from ase import Atoms
+from ase.data import chemical_symbols
+from ase.io import read
 
-from ..chem.geometry import aligned_rmsd, min_distance
+from ..common import molecule
+from ..common.molecule import MIN_DISTANCE, ReactionInputError
 
-#: Closer than this (A) two atoms overlap: no chemistry, only a broken input file.
-MIN_DISTANCE = 0.5
-
-
-class ReactionInputError(ValueError):
-    """The reactant/product pair cannot be a reaction input; the message says why."""
+__all__ = ["MIN_DISTANCE", "ReactionInputError", "check_elements", "check_reaction", "read_batch", "read_reaction"]
 
 
 def read_structure(path: str | Path, role: str = "structure", allow_periodic: bool = True) -> Atoms:
@@ -22,8 +20,6 @@ def read_structure(path: str | Path, role: str = "structure", allow_periodic: bo
 
     A periodic cell is dropped (molecules only), or refused with ``allow_periodic=False``.
     """
-    from ase.io import read
-
     path = Path(path)
     if not path.is_file():
         raise ReactionInputError(f"{role} file {str(path)!r} does not exist")
@@ -41,41 +37,24 @@ def read_structure(path: str | Path, role: str = "structure", allow_periodic: bo
 
 
 def check_structure(atoms: Atoms, role: str = "structure") -> None:
-    if not np.all(np.isfinite(atoms.positions)):
-        raise ReactionInputError(f"{role} has non-finite coordinates")
-    if len(atoms) < 2:
-        raise ReactionInputError(f"{role} needs at least two atoms, got {len(atoms)}")
-    d = min_distance(atoms.positions)
-    if d < MIN_DISTANCE:
-        raise ReactionInputError(f"{role} has overlapping atoms ({d:.3f} A apart, below {MIN_DISTANCE} A)")
+    molecule.check_structure(atoms.numbers, atoms.positions, role)
 
 
 def check_reaction(reactant: Atoms, product: Atoms) -> None:
-    """Same atoms in the same order, both sane, and not the same geometry."""
-    check_structure(reactant, "reactant")
-    check_structure(product, "product")
-    if len(reactant) != len(product):
-        raise ReactionInputError(f"reactant has {len(reactant)} atoms but product has {len(product)}")
-    if reactant.get_chemical_symbols() != product.get_chemical_symbols():
-        first = next(i for i, (a, b) in enumerate(zip(reactant.numbers, product.numbers, strict=True)) if a != b)
-        raise ReactionInputError(
-            "reactant and product must list the same elements in the same atom order "
-            f"(atom {first}: {reactant[first].symbol} vs {product[first].symbol})"
-        )
-    if aligned_rmsd(product.positions, reactant.positions) < 0.05:
-        raise ReactionInputError("reactant and product are the same geometry: there is no reaction to search")
+    """Same atoms in the same order, both sane, and not the same geometry (:mod:`aiida_hip.common.molecule`)."""
+    molecule.check_reaction(
+        (reactant.numbers, reactant.positions), (product.numbers, product.positions), symbols=_symbol
+    )
 
 
 def check_elements(atoms: Atoms, evaluator, role: str = "structure") -> None:
     """Every element of ``atoms`` is one the level's HIP model knows (nothing to check without a model)."""
-    if not evaluator.level.uses_model:
-        return
-    supported = set(evaluator.model.config.elements)
-    missing = sorted(set(atoms.numbers.tolist()) - supported)
-    if missing:
-        raise ReactionInputError(
-            f"{role}: elements {missing} are not supported by the HIP model (it knows {sorted(supported)})"
-        )
+    if evaluator.level.uses_model:
+        molecule.check_elements(atoms.numbers, evaluator.model.config.elements, role)
+
+
+def _symbol(z: int) -> str:
+    return chemical_symbols[int(z)]
 
 
 def read_reaction(reactant_path: str | Path, product_path: str | Path) -> tuple[Atoms, Atoms]:
@@ -96,8 +75,6 @@ def read_batch(source: str | Path) -> tuple[dict[str, tuple[Atoms, Atoms]], dict
     Returns the good reactions by name and, separately, what was wrong with each bad one, so that one
     malformed file does not stop the others.
     """
-    from ase.io import read
-
     source = Path(source)
     good: dict[str, tuple[Atoms, Atoms]] = {}
     bad: dict[str, str] = {}
@@ -146,7 +123,5 @@ def read_batch(source: str | Path) -> tuple[dict[str, tuple[Atoms, Atoms]], dict
 
 def _reaction_name(text: str) -> str:
     """A name that can also be an AiiDA link label: letters, digits and underscores."""
-    import re
-
     name = re.sub(r"\W+", "_", text).strip("_") or "reaction"
     return name if not name[0].isdigit() else f"r_{name}"

@@ -11,9 +11,10 @@ from ase import Atoms
 from ase.io import write
 
 from ..chem.units import HARTREE_TO_EV
+from ..common.types import Outcome
 from .calculators import Evaluator, pysis_calculator
 from .common import quiet_pysisyphus, stage_folder, stopped, to_atoms, to_geometry, write_hessian
-from .opt import OptResult, OptSettings, run_opt
+from .opt import OptResult, OptSettings, endpoint_settings, run_opt
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class IRCSettings:
     max_cycles: int = 75
     rms_grad_thresh: float = 1e-3
     hessian_recalc: int | None = None
-    endpoint_opt: OptSettings = field(default_factory=lambda: OptSettings(max_cycles=60))
+    endpoint_opt: OptSettings = field(default_factory=lambda: endpoint_settings(max_cycles=60))
 
 
 @dataclass
@@ -49,6 +50,10 @@ class IRCResult:
         s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(positions, axis=0), axis=(1, 2)))])
         s -= s[int(np.argmax(self.energies_ev))]
         return {"s_angstrom": np.round(s, 5).tolist(), "energy_ev": np.round(self.energies_ev, 6).tolist()}
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome.SUCCESS if self.completed else Outcome.IRC_INCOMPLETE
 
     def summary(self) -> dict:
         return {

@@ -17,12 +17,14 @@ from ase import Atoms
 from ase.io import write
 
 from ..chem.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
+from ..common.types import HessianMode
 from .calculators import Evaluator, ase_calculator, project_rigid, rigid_basis
 from .common import stage_folder, stopped
 from .convergence import get_convergence
-from .gsm import GSMResult, GSMSettings, failed_path, geodesic_images
+from .hessian_feed import HessianFeed
 from .irc import IRCResult, IRCSettings
 from .opt import run_opt
+from .path import PathResult, PathSettings, failed_path, geodesic_images
 from .tsopt import TSOptResult, TSOptSettings, check_fragments
 
 
@@ -41,8 +43,8 @@ class SellaSettings:
 
 
 def geodesic_guess(
-    reactant: Atoms, product: Atoms, evaluator: Evaluator, settings: GSMSettings, workdir: str | Path
-) -> GSMResult:
+    reactant: Atoms, product: Atoms, evaluator: Evaluator, settings: PathSettings, workdir: str | Path
+) -> PathResult:
     """Highest-energy image of a geodesic interpolation (no path relaxation): Sella copes with it."""
     t0 = time.perf_counter()
     folder = Path(workdir).resolve()  # the stage chdirs into it
@@ -53,7 +55,7 @@ def geodesic_guess(
             return failed_path(stopped("geodesic interpolation failed", exc), t0, method="geodesic")
     energies = np.array([evaluator.gradient(im.numbers, im.positions)["energy"] for im in images])
     write(folder / "path.xyz", images)
-    result = GSMResult(
+    result = PathResult(
         False,
         True,
         True,
@@ -92,9 +94,10 @@ def run_sella_tsopt(
     folder = Path(workdir).resolve()  # the stage chdirs into it
     atoms = guess.copy()
     atoms.calc = ase_calculator(evaluator)
+    feed = HessianFeed(evaluator, "ts", settings.hessian_policy())
     kwargs = {}
-    if evaluator.level.hessian != "none":
-        kwargs = {"hessian_function": lambda a: evaluator.hessian(a.numbers, a.positions), "diag_every_n": 0}
+    if evaluator.level.hessian != HessianMode.NONE and not feed.approximate:
+        kwargs = _exact_hessian_kwargs(feed, settings.hessian_recalc)
     converged, message, steps = False, "", 0
     with _quiet(folder):
         from sella import Sella
@@ -107,6 +110,8 @@ def run_sella_tsopt(
             trajectory=str(folder / "sella.traj"),
             **kwargs,
         )
+        if evaluator.level.hessian != HessianMode.NONE and feed.approximate:
+            _precondition_with(opt, feed, settings.hessian_recalc)
         try:
             converged = bool(opt.run(fmax=_fmax(settings.convergence), steps=sella.max_steps))
         except Exception as exc:
@@ -124,8 +129,44 @@ def run_sella_tsopt(
             max_force_ev_per_a=float(np.abs(out["forces"]).max()),
             n_hessian_evaluations=evaluator.counters.hessians - hessians_before,
             wall_time_s=time.perf_counter() - t0,
+            hessian_feed=feed.summary() if feed.records else None,
         )
     )
+
+
+def _exact_hessian_kwargs(feed: HessianFeed, refresh: int) -> dict:
+    """An exact Hessian (the level's own second derivative) through ``hessian_function`` every ``refresh``
+    steps (0: the start only); Sella then needs no iterative estimate (the quacc recipe)."""
+    return {
+        "hessian_function": lambda atoms: feed(atoms.numbers, atoms.positions),
+        "diag_every_n": max(refresh - 1, 0) if refresh else np.inf,
+    }
+
+
+def _precondition_with(opt, feed: HessianFeed, refresh: int) -> None:
+    """An approximate Hessian as the preconditioner of Sella's own iterative eigensolver, not as an oracle.
+
+    Before each of Sella's diagonalisations that is due (the first one, then every ``refresh`` steps; 0: the
+    first only) the conditioned approximate Hessian replaces Sella's current one; Sella then refines its
+    lowest modes with Hessian-vector products measured on the true surface, so a wrongly ordered soft mode
+    of the model cannot become the TS mode. After a guard trip Sella goes on with its own Hessian alone.
+    """
+    iterative, calls = opt.pes.diag, {"n": 0}
+
+    def diag(*args, **kwargs):
+        due = calls["n"] == 0 or (refresh > 0 and feed.active)
+        calls["n"] += 1
+        if due and feed.active:
+            atoms = opt.pes.atoms
+            hessian = feed(atoms.numbers, atoms.positions)
+            if feed.active:  # the guard may have tripped on this very Hessian
+                opt.pes.H.set_B(opt.pes._convert_cartesian_hessian_to_internal(hessian))
+        return iterative(*args, **kwargs)
+
+    opt.pes.diag = diag
+    if refresh > 0:
+        opt.diag_every_n = refresh - 1
+        feed.on_trip = lambda: setattr(opt, "diag_every_n", np.inf)
 
 
 def run_sella_irc(

@@ -1,8 +1,7 @@
 """One reaction end to end: endpoints -> path -> TS optimisation -> frequencies -> IRC -> endpoint check.
 
-Two routes share the stages' result types: pysisyphus (GSM or geodesic CI-NEB -> RS-P-RFO -> EulerPC)
-and Sella (geodesic guess -> Sella -> Sella IRC); ``auto`` runs Sella first and pysisyphus when Sella
-fails (``AUTO_ORDER``: on the same success count, Sella first is the cheaper order; README, "Routes").
+The route is an object (:mod:`.routes`: path, TS optimisation and IRC steps); ``auto`` is a list of
+routes (Sella, then pysisyphus where Sella did not verify the TS: ``common.types.AUTO_ORDER``).
 
 Every stage writes its own folder under ``out_dir``; the result says which stage stopped the search
 and why, so a failed reaction is a result, not an exception.
@@ -13,64 +12,84 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 from ase import Atoms
 from ase.io import write
 
+from ..chem.thermo import reaction_thermochemistry
 from ..chem.vibrations import IMAGINARY_THRESHOLD
-from .calculators import Evaluator, Level
-from .endpoints import compare_endpoints, same_molecule
+from ..common.geometry import aligned_rmsd
+from ..common.level import Level
+from ..common.types import REFINE_LEVELS, Calculator, HessianMode, Outcome, Route, choices
+from .calculators import Evaluator, model_provenance
+from .conditioning import condition
+from .endpoints import same_molecule
 from .freq import run_freq
-from .gsm import GSMSettings, run_path
 from .inputs import check_elements, check_reaction
-from .irc import IRCSettings, run_irc
-from .opt import OptSettings, run_opt
-from .sella_route import SellaSettings, geodesic_guess, run_sella_irc, run_sella_tsopt
-from .tsopt import TSOptSettings, run_tsopt
-
-#: the order in which ``route="auto"`` tries the routes (benchmarks/results/ts_search_routes.md)
-AUTO_ORDER = ("sella", "pysisyphus")
-
-STATUSES = ("success", "gsm_failed", "tsopt_not_converged", "wrong_imaginary_count", "irc_failed", "irc_unintended")
+from .irc import IRCSettings
+from .opt import OptSettings, endpoint_settings, run_opt
+from .path import PathSettings
+from .routes import TSRoute, judge_irc, routes_for
+from .sella_route import SellaSettings
+from .tsopt import TSOptSettings
 
 
 @dataclass(frozen=True)
 class TSSearchSettings:
     optimize_endpoints: bool = True
-    endpoint_opt: OptSettings = field(default_factory=OptSettings)
-    gsm: GSMSettings = field(default_factory=GSMSettings)
+    endpoint_opt: OptSettings = field(default_factory=endpoint_settings)
+    path: PathSettings = field(default_factory=PathSettings)
     tsopt: TSOptSettings = field(default_factory=TSOptSettings)
     irc: IRCSettings = field(default_factory=IRCSettings)
     run_irc: bool = True
     imaginary_threshold: float = IMAGINARY_THRESHOLD
     #: ``pysisyphus`` (path -> RS-P-RFO -> EulerPC), ``sella`` (geodesic -> Sella -> Sella IRC) or
     #: ``auto``: the routes of ``AUTO_ORDER`` in turn until one verifies the TS (its IRC the intended one).
-    route: str = "auto"
+    route: str = Route.AUTO.value
     sella: SellaSettings = field(default_factory=SellaSettings)
-    #: which Hessian judges the TS: the level's (``None``) or ``exact`` (autograd for HIP, finite
-    #: differences for xTB), as the AiiDA protocols' ``freq_hessian``
-    freq_hessian: str | None = None
+    #: which Hessian judges the TS: ``exact`` (the true second derivative of the surface: autograd for HIP,
+    #: the reference Hessian for xTB/DFT), as the AiiDA protocols' ``freq_hessian``, or the level's own
+    #: (``level``/``None``; an approximate Hessian miscounts imaginary modes too often to be the judge)
+    freq_hessian: str | None = "exact"
     #: temperature (K) of the RRHO thermochemistry and Eyring rates of a verified TS (two more Hessians,
     #: of the optimised ends); ``None`` skips it
     temperature: float | None = 298.15
+    #: the two-level search (a HIP level only): ``xtb`` or ``dft`` refines the TS found with HIP on that
+    #: reference surface (HIP Hessians, conditioned and guarded), judges it with one reference Hessian and
+    #: follows the IRC and minimises the ends there; ``None``: the search stays at the level
+    refine: str | None = None
+    #: where the two-level search takes its path and TS guess: ``hip`` (the model's surface, then a loose
+    #: TS pre-optimisation there) or ``reference`` (single points of the path at the reference level)
+    guess_level: str = "hip"
+    #: the TS pre-optimisation on the HIP surface before the refinement
+    pre_opt: TSOptSettings = field(default_factory=lambda: TSOptSettings(convergence="loose", max_cycles=60))
 
     def __post_init__(self) -> None:
         if self.temperature is not None and not self.temperature > 0:
             raise ValueError(f"temperature must be positive (K) or None, got {self.temperature!r}")
-        if self.route not in ("pysisyphus", "sella", "auto"):
-            raise ValueError(f"route must be pysisyphus, sella or auto, got {self.route!r}")
+        if self.route not in choices(Route):
+            raise ValueError(f"route must be one of {choices(Route)}, got {self.route!r}")
         if self.freq_hessian not in (None, "level", "exact"):
             raise ValueError(f"freq_hessian must be 'level' or 'exact', got {self.freq_hessian!r}")
+        if self.refine not in (None, "none", *REFINE_LEVELS):
+            raise ValueError(f"refine must be one of {['none', *REFINE_LEVELS]}, got {self.refine!r}")
+        if self.guess_level not in ("hip", "reference"):
+            raise ValueError(f"guess_level must be hip or reference, got {self.guess_level!r}")
+
+    def two_level(self, level: Level) -> bool:
+        """A HIP level with a refinement: the two-level search."""
+        return self.refine not in (None, "none") and level.calculator == Calculator.HIP
 
     @classmethod
     def with_convergence(cls, name: str, **kwargs) -> TSSearchSettings:
         """All optimisations (endpoints, TS, IRC ends) at one Gaussian preset."""
         return cls(
-            endpoint_opt=OptSettings(convergence=name),
+            endpoint_opt=endpoint_settings(name),
             tsopt=TSOptSettings(convergence=name),
-            irc=IRCSettings(endpoint_opt=OptSettings(convergence=name, max_cycles=60)),
+            irc=IRCSettings(endpoint_opt=endpoint_settings(name, max_cycles=60)),
             **kwargs,
         )
 
@@ -80,7 +99,7 @@ class TSSearchSettings:
 
 @dataclass
 class TSSearchResult:
-    status: str = "gsm_failed"
+    status: str = Outcome.PATH_FAILED.value
     message: str = ""
     stage_reached: str = ""
     route: str = ""
@@ -98,6 +117,13 @@ class TSSearchResult:
     stages: dict = field(default_factory=dict)
     level: dict = field(default_factory=dict)
     thermochemistry: dict = field(default_factory=dict)
+    model: dict | None = None
+    #: the two-level search: its refinement level, the HIP TS and its RMSD (A) to the refined TS
+    refine_level: dict | None = None
+    hip_ts_rmsd_a: float | None = None
+    #: the cost at the reference level (gradients, Hessians, ``gradient_equivalents`` = gradients + 6N per
+    #: Hessian); all zero for a pure HIP search
+    reference_cost: dict = field(default_factory=dict)
     ts: Atoms | None = None
 
     def to_dict(self) -> dict:
@@ -106,8 +132,6 @@ class TSSearchResult:
 
 
 def _jsonable(value):
-    import numpy as np
-
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -132,151 +156,230 @@ def ts_search(
     settings = settings or TSSearchSettings()
     evaluator = evaluator or Evaluator(level)
     check_elements(reactant, evaluator, "reactant")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    say = progress or (lambda stage, message: None)
-    result = TSSearchResult(level=level.to_dict())
-    t_start = time.perf_counter()
-    hessians0, gradients0 = evaluator.counters.hessians, evaluator.counters.gradients  # a shared evaluator counts on
-    write(out / "reactant_input.xyz", reactant)
-    write(out / "product_input.xyz", product)
+    search = _Search(Path(out_dir), evaluator, settings, progress or (lambda stage, message: None))
+    search.ends(reactant, product)
+    outcome, message = Outcome.PATH_FAILED, ""
+    for route in routes_for(settings.route):
+        outcome, message = search.attempt(route)
+        if outcome is Outcome.SUCCESS:
+            break
+    search.result.stages["attempts"] = search.attempts
+    if outcome is Outcome.SUCCESS and settings.temperature is not None:
+        search.thermochemistry()
+    return search.finish(outcome, message)
 
-    def finish(status: str, message: str) -> TSSearchResult:
-        result.status, result.message = status, message
-        result.n_hessian_evaluations = evaluator.counters.hessians - hessians0
-        result.n_gradient_evaluations = evaluator.counters.gradients - gradients0
-        result.wall_time_s["total"] = time.perf_counter() - t_start
-        (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
-        say("done", f"{status}: {message}")
+
+class _Search:
+    """The state of one search: its folder, evaluators, result so far, optimised ends and the last TS.
+
+    ``explore`` is the level's evaluator; ``evaluator`` the surface the TS is judged on (the reference
+    with HIP Hessians in a two-level search, else the same); ``irc`` follows the IRC on that surface from
+    the judging Hessian only.
+    """
+
+    def __init__(self, out: Path, evaluator: Evaluator, settings: TSSearchSettings, say) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        self.out, self.settings, self.say = out, settings, say
+        self.explore = self.evaluator = self.irc = evaluator
+        self.result = TSSearchResult(level=evaluator.level.to_dict(), model=model_provenance(evaluator.level))
+        if settings.two_level(evaluator.level):
+            refined = evaluator.level.refined(settings.refine)
+            self.evaluator = Evaluator(refined, model=evaluator.model)
+            self.irc = Evaluator(replace(refined, hessian=HessianMode.NONE.value), counters=self.evaluator.counters)
+            self.result.refine_level = refined.to_dict()
+        self.attempts: list[dict] = []
+        self.t_start = time.perf_counter()
+        # shared evaluators count on: remember where this search started
+        self.counts0 = {
+            id(e): (e.counters.hessians, e.counters.gradients, e.counters.reference_hessians)
+            for e in (self.explore, self.evaluator)
+        }
+        self.ts = self.freq = None
+
+    @property
+    def two_level(self) -> bool:
+        return self.evaluator is not self.explore
+
+    def _counts(self, evaluator: Evaluator) -> tuple[int, int, int]:
+        """Hessians, gradients and reference Hessians ``evaluator`` computed for this search."""
+        h0, g0, r0 = self.counts0[id(evaluator)]
+        counters = evaluator.counters
+        return counters.hessians - h0, counters.gradients - g0, counters.reference_hessians - r0
+
+    def finish(self, outcome: Outcome, message: str) -> TSSearchResult:
+        result = self.result
+        result.status, result.message = outcome.value, message
+        hessians, gradients, ref_h = self._counts(self.explore)
+        ref_g = gradients if Calculator(self.explore.level.calculator).is_reference else 0
+        if self.two_level:
+            more_h, ref_g, ref_h = self._counts(self.evaluator)
+            hessians, gradients = hessians + more_h, gradients + ref_g
+        result.n_hessian_evaluations, result.n_gradient_evaluations = hessians, gradients
+        n_atoms = len(self.ends_["reactant"][0])
+        result.reference_cost = {
+            "gradients": ref_g,
+            "hessians": ref_h,
+            "gradient_equivalents": ref_g + 6 * n_atoms * ref_h,
+        }
+        result.wall_time_s["total"] = time.perf_counter() - self.t_start
+        (self.out / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
+        self.say("done", f"{outcome.value}: {message}")
         return result
 
-    # 1. endpoints at this level
-    e_reactant = e_product = None
-    if settings.optimize_endpoints:
-        result.stage_reached = "endpoints"
-        say("endpoints", "optimising reactant and product")
-        t0 = time.perf_counter()
-        ends = {}
-        for role, atoms in (("reactant", reactant), ("product", product)):
-            opt = run_opt(atoms, evaluator, settings.endpoint_opt, out / "01_endpoints" / role)
-            kept = opt.atoms if same_molecule(opt.atoms, atoms) else atoms
-            result.stages[f"{role}_opt"] = opt.summary() | {"kept_optimised": kept is opt.atoms}
-            ends[role] = (kept, opt.energy_ev if kept is opt.atoms else None)
-        (reactant, e_reactant), (product, e_product) = ends["reactant"], ends["product"]
-        result.wall_time_s["endpoints"] = time.perf_counter() - t0
-    if e_reactant is None:
-        e_reactant = evaluator.gradient(reactant.numbers, reactant.positions)["energy"]
-    if e_product is None:
-        e_product = evaluator.gradient(product.numbers, product.positions)["energy"]
+    def ends(self, reactant: Atoms, product: Atoms) -> None:
+        """Both ends on the judging surface (kept only if their bonds survive), with their energies."""
+        write(self.out / "reactant_input.xyz", reactant)
+        write(self.out / "product_input.xyz", product)
+        self.ends_ = {"reactant": (reactant, None), "product": (product, None)}
+        if self.settings.optimize_endpoints:
+            self.result.stage_reached = "endpoints"
+            self.say("endpoints", "optimising reactant and product")
+            t0 = time.perf_counter()
+            for role, atoms in (("reactant", reactant), ("product", product)):
+                opt = run_opt(atoms, self.evaluator, self.settings.endpoint_opt, self.out / "01_endpoints" / role)
+                kept = same_molecule(opt.atoms, atoms)
+                self.result.stages[f"{role}_opt"] = opt.summary() | {"kept_optimised": kept}
+                self.ends_[role] = (opt.atoms, opt.energy_ev) if kept else (atoms, None)
+            self.result.wall_time_s["endpoints"] = time.perf_counter() - t0
+        for role, (atoms, energy) in self.ends_.items():
+            if energy is None:
+                self.ends_[role] = (atoms, self.evaluator.gradient(atoms.numbers, atoms.positions)["energy"])
 
-    # 2-4. path -> TS optimisation -> frequencies, on one route or the other
-    routes = list(AUTO_ORDER) if settings.route == "auto" else [settings.route]
-    status, message, route, ts, freq = "gsm_failed", "", routes[0], None, None
-    attempts: list[dict] = []
-    for route in routes:
-        if attempts:  # a new attempt reports only its own findings (the earlier one stays in stages)
-            attempts[-1]["status"] = status
+    def _record(self, key: str, stage) -> None:
+        self.result.stages[key] = stage.summary()
+        self.result.wall_time_s[key] = stage.wall_time_s
+
+    def attempt(self, route: TSRoute) -> tuple[Outcome, str]:
+        """One route from path to IRC; the attempt list says how it ended."""
+        result = self.result
+        if self.attempts:  # a new attempt reports only its own findings (the earlier one stays in stages)
             result.ts_found, result.irc_intended, result.n_imaginary = False, False, None
             result.imaginary_frequency_cm1 = result.barrier_forward_ev = result.barrier_reverse_ev = None
-            result.n_tsopt_steps = None
-        attempts.append({"route": route})
-        suffix = "" if route == "pysisyphus" else "_sella"
+            result.n_tsopt_steps = result.hip_ts_rmsd_a = None
+        self.attempts.append({"route": route.name.value})
+        result.route = route.name.value
+        outcome, message = self._path_to_ts(route)
+        if outcome is Outcome.SUCCESS:
+            outcome, message = self._irc(route)
+        self.attempts[-1]["status"] = outcome.value
+        return outcome, message
+
+    def _path_to_ts(self, route: TSRoute) -> tuple[Outcome, str]:
+        """Path -> (HIP pre-optimisation ->) TS optimisation -> frequencies: a first-order saddle, or the
+        stage that failed."""
+        settings, result, suffix = self.settings, self.result, route.suffix
+        reactant, product = self.ends_["reactant"][0], self.ends_["product"][0]
         result.stage_reached = "path"
-        say("path", f"reaction path ({route}: {'geodesic' if route == 'sella' else settings.gsm.method})")
-        if route == "pysisyphus":
-            path = run_path(reactant, product, evaluator, settings.gsm, out / "02_path")
-        else:
-            path = geodesic_guess(reactant, product, evaluator, settings.gsm, out / "02_path_sella")
-        result.stages[f"path{suffix}"] = path.summary()
-        result.wall_time_s[f"path{suffix}"] = path.wall_time_s
+        guesser = self.evaluator if settings.guess_level == "reference" else self.explore
+        self.say("path", f"reaction path ({route.name}: {route.path_method(settings.path)})")
+        path = route.path(reactant, product, guesser, settings.path, self.out / f"02_path{suffix}")
+        self._record(f"path{suffix}", path)
         if path.path_file is not None:
-            result.files[f"path{suffix}"] = str(path.path_file.resolve().relative_to(out.resolve()))
-        if not path.success:
-            status, message = "gsm_failed", path.message
-            say("path", message)
-            continue
-        say("path", f"{path.method}: TS guess at node {path.hei_index:.2f} after {path.n_cycles} cycles")
-
+            result.files[f"path{suffix}"] = str(path.path_file.resolve().relative_to(self.out.resolve()))
+        if path.outcome is not Outcome.SUCCESS:
+            self.say("path", path.message)
+            return path.outcome, path.message
+        self.say("path", f"{path.method}: TS guess at node {path.hei_index:.2f} after {path.n_cycles} cycles")
+        start = self._pre_opt(route, path) if self.two_level and guesser is self.explore else path.guess
         result.stage_reached = "tsopt"
-        say("tsopt", f"{'RS-P-RFO' if route == 'pysisyphus' else 'Sella'} with {level.hessian} Hessians")
-        if route == "pysisyphus":
-            ts = run_tsopt(
-                path.guess, path.tangent, evaluator, settings.tsopt, out / "03_tsopt", curvature=path.curvature
-            )
-        else:
-            ts = run_sella_tsopt(path.guess, evaluator, settings.tsopt, out / "03_tsopt_sella", settings.sella)
-        result.stages[f"tsopt{suffix}"] = ts.summary()
-        result.wall_time_s[f"tsopt{suffix}"] = ts.wall_time_s
-        result.n_tsopt_steps = ts.n_cycles
-        result.ts = ts.ts
-        if ts.ts is not None:
-            write(out / "ts.xyz", ts.ts)
-            result.files["ts"] = "ts.xyz"
-        if not ts.converged:
-            status, message = "tsopt_not_converged", ts.message
-            say("tsopt", message)
-            continue
-        say("tsopt", f"converged in {ts.n_cycles} steps")
-
-        result.stage_reached = "freq"
-        freq = run_freq(
-            ts.ts,
-            evaluator,
-            "ts",
-            hessian=evaluator.level.exact_hessian if settings.freq_hessian == "exact" else None,
-            imaginary_threshold=settings.imaginary_threshold,
-            workdir=out / f"04_freq{suffix}",
+        self.say("tsopt", f"{route.optimizer} with {self.evaluator.level.hessian} Hessians")
+        ts = route.tsopt(
+            start,
+            path.tangent,
+            path.curvature,
+            self.evaluator,
+            settings.tsopt,
+            settings.sella,
+            self.out / f"03_tsopt{suffix}",
         )
-        result.stages[f"freq{suffix}"] = freq.summary()
-        result.wall_time_s[f"freq{suffix}"] = freq.wall_time_s
-        result.n_imaginary = freq.n_imaginary
-        result.imaginary_frequency_cm1 = freq.imaginary_frequency_cm1
-        result.barrier_forward_ev = freq.energy_ev - e_reactant
-        result.barrier_reverse_ev = freq.energy_ev - e_product
-        say("freq", f"{freq.n_imaginary} imaginary mode(s), {freq.frequencies_cm1[0]:.0f} cm^-1 lowest")
-        if not freq.ok:
-            status, message = "wrong_imaginary_count", f"{freq.n_imaginary} imaginary modes at the TS, expected 1"
-            continue
-        result.ts_found = True
-        if not settings.run_irc:
-            status, message = "success", "TS found and characterised (IRC not requested)"
-            break
+        self._record(f"tsopt{suffix}", ts)
+        result.n_tsopt_steps, result.ts, self.ts = ts.n_cycles, ts.ts, ts
+        if ts.ts is not None:
+            write(self.out / "ts.xyz", ts.ts)
+            result.files["ts"] = "ts.xyz"
+            if self.two_level and guesser is self.explore:
+                result.hip_ts_rmsd_a = aligned_rmsd(ts.ts.positions, start.positions)
+        if ts.outcome is not Outcome.SUCCESS:
+            self.say("tsopt", ts.message)
+            return ts.outcome, ts.message
+        self.say("tsopt", f"converged in {ts.n_cycles} steps")
+        return self._freq(route)
 
-        # 5. IRC + endpoint check
+    def _pre_opt(self, route: TSRoute, path) -> Atoms:
+        """The two-level search's TS pre-optimisation on the HIP surface; its last geometry starts the
+        refinement whether or not it converged (the HIP surface only explores)."""
+        self.result.stage_reached = "tsopt_hip"
+        self.say("tsopt_hip", f"{route.optimizer} on the HIP surface (pre-optimisation)")
+        pre = route.tsopt(
+            path.guess,
+            path.tangent,
+            path.curvature,
+            self.explore,
+            self.settings.pre_opt,
+            self.settings.sella,
+            self.out / f"03_tsopt_hip{route.suffix}",
+        )
+        self._record(f"tsopt_hip{route.suffix}", pre)
+        if pre.ts is None:
+            return path.guess
+        write(self.out / "ts_hip.xyz", pre.ts)
+        self.result.files["ts_hip"] = "ts_hip.xyz"
+        return pre.ts
+
+    def _freq(self, route: TSRoute) -> tuple[Outcome, str]:
+        """The TS judged by the Hessian of ``freq_hessian`` (two-level: one reference Hessian)."""
+        settings, result = self.settings, self.result
+        result.stage_reached = "freq"
+        choice = "exact" if self.two_level else settings.freq_hessian
+        freq = run_freq(
+            self.ts.ts,
+            self.evaluator,
+            "ts",
+            hessian=self.evaluator.level.judging_hessian(choice),
+            imaginary_threshold=settings.imaginary_threshold,
+            workdir=self.out / f"04_freq{route.suffix}",
+        )
+        self._record(f"freq{route.suffix}", freq)
+        self.freq = freq
+        result.n_imaginary, result.imaginary_frequency_cm1 = freq.n_imaginary, freq.imaginary_frequency_cm1
+        result.barrier_forward_ev = freq.energy_ev - self.ends_["reactant"][1]
+        result.barrier_reverse_ev = freq.energy_ev - self.ends_["product"][1]
+        self.say("freq", f"{freq.n_imaginary} imaginary mode(s), {freq.frequencies_cm1[0]:.0f} cm^-1 lowest")
+        if freq.outcome is not Outcome.SUCCESS:
+            return freq.outcome, freq.verdict
+        result.ts_found = True
+        return Outcome.SUCCESS, "TS found and characterised"
+
+    def _irc(self, route: TSRoute) -> tuple[Outcome, str]:
+        """IRC both ways from the frequency Hessian (conditioned if it is an approximate one), then the
+        endpoint check."""
+        if not self.settings.run_irc:
+            return Outcome.SUCCESS, "TS found and characterised (IRC not requested)"
+        result, suffix = self.result, route.suffix
         result.stage_reached = "irc"
-        say("irc", "following the IRC both ways")
-        if route == "pysisyphus":
-            irc = run_irc(ts.ts, freq.hessian, evaluator, settings.irc, out / "05_irc")
-        else:
-            irc = run_sella_irc(ts.ts, freq.hessian, evaluator, settings.irc, out / "05_irc_sella")
-        result.stages[f"irc{suffix}"] = irc.summary()
-        result.wall_time_s[f"irc{suffix}"] = irc.wall_time_s
+        self.say("irc", "following the IRC both ways")
+        hessian = self.freq.hessian
+        if self.freq.hessian_source != self.irc.level.exact_hessian:
+            hessian, _ = condition(hessian, self.ts.ts.positions, "ts", self.settings.tsopt.conditioning)
+        irc = route.irc(self.ts.ts, hessian, self.irc, self.settings.irc, self.out / f"05_irc{suffix}")
+        self._record(f"irc{suffix}", irc)
         if irc.trajectory:
             result.files["irc"] = f"05_irc{suffix}/irc.xyz"
-        if not irc.completed:
-            status, message = "irc_failed", irc.message
-            continue
-        check = compare_endpoints(reactant, product, irc.forward_end, irc.backward_end)
-        result.stages[f"endpoints_check{suffix}"] = check.summary()
-        result.irc_intended = check.intended
-        if check.verdict == "failed":
-            status, message = "irc_failed", check.message
-            continue
-        if not check.intended:
-            status, message = "irc_unintended", check.message
-            continue
-        status, message = "success", f"TS verified: {check.message}"
-        break
-    result.route = route
-    attempts[-1]["status"] = status
-    result.stages["attempts"] = attempts
-    if status == "success" and settings.temperature is not None:
-        say("thermochemistry", f"RRHO at {settings.temperature:g} K")
+        outcome, message, check = judge_irc(irc, self.ends_["reactant"][0], self.ends_["product"][0])
+        if check is not None:
+            result.stages[f"endpoints_check{suffix}"] = check.summary()
+            result.irc_intended = check.intended
+        if outcome is Outcome.SUCCESS:
+            message = f"TS verified: {message}"
+        return outcome, message
+
+    def thermochemistry(self) -> None:
+        self.say("thermochemistry", f"RRHO at {self.settings.temperature:g} K")
         t0 = time.perf_counter()
-        ends = {"reactant": (reactant, e_reactant), "product": (product, e_product)}
-        result.thermochemistry = _thermochemistry(ends, ts.ts, freq, evaluator, settings, out / "06_thermo")
-        result.wall_time_s["thermochemistry"] = time.perf_counter() - t0
-    return finish(status, message)
+        self.result.thermochemistry = _thermochemistry(
+            self.ends_, self.ts.ts, self.freq, self.evaluator, self.settings, self.out / "06_thermo"
+        )
+        self.result.wall_time_s["thermochemistry"] = time.perf_counter() - t0
 
 
 def _thermochemistry(
@@ -290,8 +393,6 @@ def _thermochemistry(
     """RRHO thermochemistry and Eyring rates of a verified TS: frequencies of both ends with the Hessian that
     judged the TS, electronic energies those the barriers use. A failure is reported, never raised: the
     search itself is done and must not be lost."""
-    from ..chem.thermo import reaction_thermochemistry
-
     try:
         species = {"ts": (ts.numbers, ts.positions, ts_freq.frequencies_cm1, ts_freq.energy_ev)}
         n_imaginary = {}

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 from ase.io import write
 
+from ..chem.geometry import ISOLATION_DISTANCE, isolated_atoms
 from ..chem.units import BOHR_TO_ANGSTROM, EV_TO_HARTREE
+from ..common.types import Outcome
 from .calculators import Evaluator, pysis_calculator
 from .common import (
     choose_root,
@@ -23,18 +25,27 @@ from .common import (
     ts_guess_hessian,
     write_hessian,
 )
+from .conditioning import ConditioningSettings
 from .convergence import get_convergence
+from .hessian_feed import HessianFeed, HessianPolicy
 
 
 @dataclass(frozen=True)
 class TSOptSettings:
-    """``hessian_recalc`` = k: a fresh Hessian every k steps, Bofill updates between (k = 1 in the seed)."""
+    """``hessian_recalc`` = k: a fresh Hessian every k steps, quasi-Newton updates between (k = 1 in the
+    seed); 0: at the start only. Approximate Hessians are conditioned (``conditioning``) and guarded
+    (``guard``): :mod:`.hessian_feed`."""
 
     convergence: str = "normal"
     max_cycles: int = 100
     hessian_recalc: int = 1
     trust_radius: float = 0.3
     trust_max: float = 0.5
+    conditioning: ConditioningSettings = field(default_factory=ConditioningSettings)
+    guard: bool = True
+
+    def hessian_policy(self) -> HessianPolicy:
+        return HessianPolicy(refresh=self.hessian_recalc, conditioning=self.conditioning, guard=self.guard)
 
 
 @dataclass
@@ -50,6 +61,14 @@ class TSOptResult:
     wall_time_s: float = 0.0
     #: the optimiser ran away: some atom has no neighbour left (see :func:`check_fragments`)
     fragmented: bool = False
+    #: what the Hessian feed did: conditioning per Hessian, the guard's verdict
+    hessian_feed: dict | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.converged:
+            return Outcome.SUCCESS
+        return Outcome.FRAGMENTED if self.fragmented else Outcome.NOT_CONVERGED
 
     def summary(self) -> dict:
         return {
@@ -62,14 +81,13 @@ class TSOptResult:
             "n_hessian_evaluations": self.n_hessian_evaluations,
             "wall_time_s": self.wall_time_s,
             "fragmented": self.fragmented,
+            "hessian_feed": self.hessian_feed,
         }
 
 
 def check_fragments(result: TSOptResult) -> TSOptResult:
     """A "converged" TS with an atom far from all others is a run-away on a flat surface, not a TS:
     mark it not converged (and fragmented) so that no one mistakes it for a saddle point."""
-    from ..chem.geometry import ISOLATION_DISTANCE, isolated_atoms
-
     lonely = isolated_atoms(result.ts.positions) if result.ts is not None else []
     if lonely:
         result.converged, result.fragmented = False, True
@@ -101,6 +119,12 @@ def _optimizer_class():
     return TangentRSPRFOptimizer
 
 
+def _stop_recalculation(opt) -> None:
+    """Bofill updates only from here on (pysisyphus resets its countdown from ``hessian_recalc``)."""
+    opt.hessian_recalc = None
+    opt.hessian_recalc_in = None
+
+
 def run_tsopt(
     guess: Atoms,
     tangent: np.ndarray,
@@ -117,8 +141,9 @@ def run_tsopt(
     t0 = time.perf_counter()
     thresh = get_convergence(settings.convergence).pysisyphus
     hessians_before = evaluator.counters.hessians
+    feed = HessianFeed(evaluator, "ts", settings.hessian_policy(), tangent=tangent)
     with stage_folder(workdir) as folder:
-        calc = pysis_calculator(evaluator)
+        calc = pysis_calculator(evaluator, feed=feed)
         geom = to_geometry(guess, calc)
         kwargs = {}
         if evaluator.level.hessian == "none":
@@ -131,7 +156,7 @@ def run_tsopt(
             kwargs["hessian_recalc"] = None
         else:
             kwargs["hessian_init"] = "calc"
-            kwargs["hessian_recalc"] = settings.hessian_recalc
+            kwargs["hessian_recalc"] = settings.hessian_recalc or None  # 0: the start Hessian, Bofill after
         opt = _optimizer_class()(
             geom,
             tangent=tangent,
@@ -144,6 +169,7 @@ def run_tsopt(
             dump=False,
             **kwargs,
         )
+        feed.on_trip = lambda: _stop_recalculation(opt)
         message = ""
         try:
             opt.run()
@@ -169,5 +195,6 @@ def run_tsopt(
                 initial_root_eigenvalue=root_eigenvalue,
                 n_hessian_evaluations=evaluator.counters.hessians - hessians_before,
                 wall_time_s=time.perf_counter() - t0,
+                hessian_feed=feed.summary() if feed.records else None,
             )
         )

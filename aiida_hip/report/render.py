@@ -7,25 +7,23 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from ..common.types import Outcome, outcome_or_none
 from . import plots
 from .collect import ReportData
 
-#: statuses (pipeline and work chain share them) that got past each stage of the funnel
-_TS_FOUND = {"wrong_imaginary_count", "irc_failed", "irc_unintended", "success"}
-_ONE_IMAGINARY = {"irc_failed", "irc_unintended", "success"}
-_FINISHED = _TS_FOUND | {"gsm_failed", "tsopt_not_converged", "invalid_input"}
 #: rows with a thumbnail of their IRC profile (larger batches: the overview plot only)
 MAX_THUMBNAILS = 200
 
 
 def funnel(statuses: list[str], dft_verified: list[bool | None]) -> list[tuple[str, int]]:
     """(stage, reactions that got through it); the DFT row only when some TS was sent to DFT."""
+    outcomes = [o for o in map(outcome_or_none, statuses) if o is not None]  # running searches count nowhere
     stages = [
         ("reactions", len(statuses)),
-        ("path (TS guess)", sum(s in _FINISHED - {"gsm_failed", "invalid_input"} for s in statuses)),
-        ("TS converged", sum(s in _TS_FOUND for s in statuses)),
-        ("one imaginary mode", sum(s in _ONE_IMAGINARY for s in statuses)),
-        ("IRC intended", sum(s == "success" for s in statuses)),
+        ("path (TS guess)", sum(o.found_path for o in outcomes)),
+        ("TS converged", sum(o.converged_ts for o in outcomes)),
+        ("one imaginary mode", sum(o.ts_found for o in outcomes)),
+        ("IRC intended", sum(o is Outcome.SUCCESS for o in outcomes)),
     ]
     if any(v is not None for v in dft_verified):
         stages.append(("DFT verified", sum(bool(v) for v in dft_verified)))
@@ -57,7 +55,7 @@ def render_report(data: ReportData) -> str:
     rows = [e.row for e in data.entries]
     statuses = [row["status"] for row in rows]
     dft = [e.summary.get("dft_verified") for e in data.entries]
-    with_ts = [row for row in rows if row["status"] in _TS_FOUND]
+    with_ts = [row for row in rows if (o := outcome_or_none(row["status"])) is not None and o.converged_ts]
     figures = {
         "funnel": plots.funnel_png(funnel(statuses, dft)),
         "barriers": plots.barrier_histogram_png(
@@ -103,7 +101,7 @@ def render_report(data: ReportData) -> str:
         figures={key: _data_uri(png, "image/png") for key, png in figures.items()},
         table=table,
         n_success=statuses.count("success"),
-        n_unfinished=sum(s not in _FINISHED for s in statuses),
+        n_unfinished=sum(outcome_or_none(s) is None for s in statuses),
         max_thumbnails=MAX_THUMBNAILS,
     )
 

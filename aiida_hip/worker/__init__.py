@@ -4,6 +4,9 @@ It is the executable a CalcJob's ``Code`` points to, on the workstation or a com
 package installed. The model is loaded once per process, whatever the number of reactions. Output:
 ``results.json`` (per reaction: outcome, message, summary, structures, trajectories), ``arrays.npz``
 (Hessians in eV/A^2, frequencies in cm^-1, modes, tangents) and the stages' folders under ``work/``.
+
+This package exports the file formats only (``io``), which CalcJobs and parsers import in the daemon;
+the executable (``aiida_hip.worker.main``) loads the pipeline.
 """
 
 from .io import (
@@ -20,7 +23,6 @@ from .io import (
     read_results,
     write_input,
 )
-from .main import main, run_worker
 
 __all__ = [
     "ARRAYS_FILE",
@@ -32,9 +34,7 @@ __all__ = [
     "SCHEMA",
     "STAGES",
     "WorkerInputError",
-    "main",
     "read_input",
     "read_results",
-    "run_worker",
     "write_input",
 ]

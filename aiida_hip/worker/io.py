@@ -13,25 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from ..common.types import Outcome
+
 SCHEMA = "aiida-hip-worker/1"
 RESULTS_FILE = "results.json"
 ARRAYS_FILE = "arrays.npz"
 STAGES = ("opt", "path", "tsopt", "freq", "irc", "ts_search", "dft")
 
-#: Per-reaction outcomes the parsers map onto exit codes. ``ok`` means the stage did what it should.
-OUTCOMES = (
-    "ok",
-    "invalid_input",
-    "path_failed",
-    "not_converged",
-    "fragmented",
-    "irc_incomplete",
-    "wrong_imaginary_count",
-    "irc_unintended",
-    "irc_failed",
-    "not_stationary",
-    "error",
-)
+#: Per-reaction outcomes (the parsers map them onto exit codes with ``common.exit_codes``).
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
 
 #: Worker exit statuses: 0 every reaction has a result (whatever its outcome); 2 the input file is
 #: unusable (nothing ran); 3 an unexpected error (the traceback is in ``results.json``).
@@ -52,7 +42,7 @@ def atoms_to_dict(atoms) -> dict:
 
 def dict_to_atoms(data: dict, role: str):
     """A structure entry -> ASE ``Atoms`` (no cell, no periodicity), with errors that name ``role``."""
-    from ase import Atoms
+    from ase import Atoms  # lazily: CalcJobs and parsers import this module in the daemon
 
     try:
         symbols, positions = data["symbols"], np.asarray(data["positions"], dtype=float)

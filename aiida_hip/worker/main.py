@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import logging
+import os
 import sys
 import time
 import traceback
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.level import PARAMETER_KEYS, Level, LevelError
+from ..pipeline.calculators import Evaluator
 from .io import (
     ARRAYS_FILE,
     EXIT_INTERNAL_ERROR,
@@ -24,18 +27,17 @@ from .io import (
     jsonable,
     read_input,
 )
-
-
-def _folder_name(index: int, name: str) -> str:
-    return f"{index:03d}_" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60] or "reaction")
+from .parallel import run_parallel
+from .stages import run_reaction
 
 
 def _resolve_checkpoint(spec: dict | None, base: Path) -> tuple[str | None, dict]:
     """The checkpoint file to load and what provenance should record; a hash mismatch is an input error."""
-    from ..hip.checkpoints import DEFAULT_CHECKPOINT, sha256
+    from ..hip.checkpoints import DEFAULT_CHECKPOINT, sha256  # torch: only for levels that use the model
 
+    shipped = sha256(DEFAULT_CHECKPOINT)
     if spec is None:
-        return None, {"file": DEFAULT_CHECKPOINT.name, "sha256": sha256(DEFAULT_CHECKPOINT), "shipped": True}
+        return None, {"file": DEFAULT_CHECKPOINT.name, "sha256": shipped, "shipped": True}
     path = Path(spec["file"])
     path = path if path.is_absolute() else base / path
     if not path.is_file():
@@ -47,18 +49,15 @@ def _resolve_checkpoint(spec: dict | None, base: Path) -> tuple[str | None, dict
             f"checkpoint {path.name} has SHA-256 {digest[:16]}..., but the input expects {expected[:16]}...: "
             "the file is not the model it claims to be"
         )
-    return str(path), {"file": path.name, "sha256": digest, "shipped": False}
+    # a copy of the shipped file (as a CalcJob stages it) is still the shipped model
+    return str(path), {"file": path.name, "sha256": digest, "shipped": digest == shipped}
 
 
 def _make_evaluator(job: WorkerInput, base: Path):
-    from ..pipeline import Evaluator, Level, LevelError
-
-    allowed = {"calculator", "hessian", "charge", "multiplicity", "device"}
-    unknown = sorted(set(job.level) - allowed)
-    if unknown:
-        raise WorkerInputError(f"unknown level key(s) {unknown}; valid: {sorted(allowed)}")
+    if "checkpoint" in job.level:
+        raise WorkerInputError(f"unknown level key(s) ['checkpoint']; valid: {list(PARAMETER_KEYS)}")
     try:
-        level = Level(**job.level)
+        level = Level.from_dict(job.level)
     except (LevelError, TypeError) as exc:
         raise WorkerInputError(f"invalid level: {exc}") from exc
     model_info = None
@@ -72,16 +71,6 @@ def _make_evaluator(job: WorkerInput, base: Path):
     except Exception as exc:  # a checkpoint that is not one, a broken tblite, ...
         raise WorkerInputError(f"cannot set up the level {job.level}: {type(exc).__name__}: {exc}") from exc
     return evaluator, model_info
-
-
-def _check_elements(reaction, evaluator) -> None:
-    from ..pipeline.inputs import ReactionInputError, check_elements
-
-    for role in reaction.structures:
-        try:
-            check_elements(reaction.atoms(role), evaluator, role)
-        except ReactionInputError as exc:
-            raise WorkerInputError(str(exc)) from exc
 
 
 def run_worker(input_file: str | Path, output_dir: str | Path | None = None) -> int:
@@ -134,8 +123,6 @@ def run_worker(input_file: str | Path, output_dir: str | Path | None = None) -> 
         finish(EXIT_OK)
 
     if job.processes > 1 and len(job.reactions) > 1 and job.stage != "dft":
-        from .parallel import run_parallel
-
         try:
             results["model_server"] = run_parallel(job, input_file, out, evaluator, save)
         except Exception as exc:  # the finished reactions are saved; say what broke
@@ -146,44 +133,6 @@ def run_worker(input_file: str | Path, output_dir: str | Path | None = None) -> 
     for index, reaction in enumerate(job.reactions):
         save(*run_reaction(job, index, reaction, evaluator, out))
     return EXIT_OK
-
-
-def run_reaction(job: WorkerInput, index: int, reaction, evaluator, out: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """One reaction's stage: its ``results.json`` entry and arrays (keys ``r<index>__<name>``); every failure
-    is an entry, never an exception."""
-    from .stages import STAGE_FUNCTIONS
-
-    entry: dict = {"name": reaction.name, "outcome": "error", "message": ""}
-    arrays: dict[str, np.ndarray] = {}
-    counters = evaluator.counters if evaluator else None
-    hessians, gradients = (counters.hessians, counters.gradients) if counters else (0, 0)
-    t1 = time.perf_counter()
-    try:
-        if evaluator is not None:
-            _check_elements(reaction, evaluator)
-        stage = STAGE_FUNCTIONS[job.stage]
-        output = stage(reaction, evaluator, job.settings, out / "work" / _folder_name(index, reaction.name))
-    except WorkerInputError as exc:
-        entry.update(outcome="invalid_input", message=str(exc))
-    except Exception as exc:  # one reaction's crash must not lose the others' results
-        entry.update(outcome="error", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-    else:
-        entry.update(
-            outcome=output.outcome,
-            message=output.message,
-            summary=output.summary,
-            structures=output.structures,
-            trajectories=output.trajectories,
-            arrays={},
-        )
-        for key, value in output.arrays.items():
-            if value is not None:
-                arrays[f"r{index}__{key}"] = np.asarray(value)
-                entry["arrays"][key] = f"r{index}__{key}"
-    entry["n_hessian_evaluations"] = counters.hessians - hessians if counters else int(job.stage == "dft")
-    entry["n_gradient_evaluations"] = counters.gradients - gradients if counters else int(job.stage == "dft")
-    entry["wall_time_s"] = time.perf_counter() - t1
-    return entry, arrays
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,9 +160,6 @@ def cli() -> None:
     gone: that is 2 s of every job's wall time. Every output file is closed by the time ``main`` returns;
     the standard streams and logging handlers are flushed here before the hard exit.
     """
-    import logging
-    import os
-
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -23,6 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..pipeline import Evaluator, Level
+from .io import read_input
+from .stages import run_reaction
+
 #: messages of a reaction process to the parent
 READY, RESULT, PREDICT = "ready", "result", "predict"
 #: how long the server waits for the other busy processes' requests before it answers (s)
@@ -100,10 +104,6 @@ def _reaction_process(
     """A reaction process: ask for a reaction, run its stage, send the entry back, until there is none."""
     os.environ["OMP_NUM_THREADS"] = str(threads or 1)
     import torch
-
-    from ..pipeline import Evaluator, Level
-    from .io import read_input
-    from .main import run_reaction
 
     torch.set_num_threads(threads or 1)
     job = read_input(input_file)

@@ -1,24 +1,47 @@
 """One function per pipeline stage: a :class:`ReactionInput` in, a plain-JSON result (+ arrays) out.
 
-The chemistry is in :mod:`aiida_hip.pipeline`; here the stage is only called and its result turned
-into the worker's output format. Every result has an ``outcome`` (see :data:`io.OUTCOMES`).
+The chemistry and its verdicts are in :mod:`aiida_hip.pipeline` (routes, stages, outcomes); here a
+stage is only called and its result serialised into the worker's output format. Every result carries
+an :class:`~aiida_hip.common.types.Outcome` value.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import time
+import traceback
 import typing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .io import ReactionInput, WorkerInputError, atoms_to_dict
+from ..common.molecule import ReactionInputError
+from ..common.types import AUTO_ORDER, HessianMode, Outcome
+from ..pipeline import (
+    IRCSettings,
+    OptSettings,
+    PathSettings,
+    TSOptSettings,
+    TSSearchSettings,
+    check_reaction,
+    run_freq,
+    run_opt,
+    same_molecule,
+    single_route,
+    ts_search,
+)
+from ..pipeline.dft_check import DFTCheckSettings, run_dft_check
+from ..pipeline.inputs import check_elements
+from ..pipeline.routes import judge_irc
+from ..pipeline.sella_route import SellaSettings
+from .io import ReactionInput, WorkerInput, WorkerInputError, atoms_to_dict
 
 
 @dataclasses.dataclass
 class StageOutput:
-    outcome: str
+    outcome: Outcome
     message: str
     summary: dict = dataclasses.field(default_factory=dict)
     structures: dict[str, dict] = dataclasses.field(default_factory=dict)
@@ -43,147 +66,123 @@ def build_settings(cls, data: dict | None, where: str):
         raise WorkerInputError(f"invalid {where} settings: {exc}") from exc
 
 
-def _route(settings: dict) -> str:
-    route = settings.get("route", "pysisyphus")
-    if route not in ("pysisyphus", "sella"):
-        raise WorkerInputError(f"route must be 'pysisyphus' or 'sella' for a single stage, got {route!r}")
-    return route
+#: a single stage runs one route; without a ``route`` setting, the one ``auto`` tries first
+DEFAULT_STAGE_ROUTE = AUTO_ORDER[0]
+
+
+def _route(settings: dict):
+    try:
+        return single_route(settings.get("route", DEFAULT_STAGE_ROUTE))
+    except ReactionInputError as exc:
+        raise WorkerInputError(str(exc)) from exc
 
 
 def _freq_arrays(freq) -> dict[str, np.ndarray]:
     return {"hessian": freq.hessian, "frequencies": np.asarray(freq.frequencies_cm1), "modes": freq.modes}
 
 
+def _judging_hessian(evaluator, choice: str | None) -> str | None:
+    try:
+        return evaluator.level.judging_hessian(choice)
+    except ValueError as exc:
+        raise WorkerInputError(str(exc)) from exc
+
+
 def _add_frequencies(out: StageOutput, atoms, evaluator, settings: dict, expected: str) -> StageOutput:
     """Frequencies after an optimisation (setting ``freq``, default on); a wrong imaginary count is the outcome.
 
     ``freq_hessian``: which Hessian judges the stationary point: the level's (default), ``exact``
-    (the true second derivative of the level's surface: autograd for HIP, finite differences for
-    xTB) or any Hessian mode by name.
+    (the true second derivative of the level's surface) or any Hessian mode by name.
     """
-    from ..pipeline import run_freq
-
     if not settings.get("freq", True):
         return out
-    mode = settings.get("freq_hessian")
-    if mode == "exact":
-        mode = evaluator.level.exact_hessian
+    mode = _judging_hessian(evaluator, settings.get("freq_hessian"))
     freq = run_freq(
         atoms, evaluator, expected, hessian=mode, imaginary_threshold=settings.get("imaginary_threshold", 20.0)
     )
     out.summary["freq"] = freq.summary()
     out.arrays.update(_freq_arrays(freq))
-    if not freq.ok:
-        want = 1 if expected == "ts" else 0
-        where = "the converged TS" if expected == "ts" else "the optimised minimum"
-        out.outcome = "wrong_imaginary_count"
-        out.message = f"{freq.n_imaginary} imaginary mode(s) at {where}, expected {want}"
+    if freq.outcome is not Outcome.SUCCESS:
+        out.outcome, out.message = freq.outcome, freq.verdict
     return out
 
 
 def run_opt_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: Path) -> StageOutput:
     """RFO minimisation, then (``freq``, default on) frequencies at the minimum."""
-    from ..pipeline import OptSettings, run_opt, same_molecule
-
     _check_keys(settings, {"opt", "freq", "freq_hessian", "imaginary_threshold"}, "opt stage")
     opt_settings = build_settings(OptSettings, settings.get("opt"), "opt")
     atoms = reaction.atoms("structure")
     opt = run_opt(atoms, evaluator, opt_settings, workdir / "opt")
-    out = StageOutput("ok", opt.message, {"opt": opt.summary()}, {"structure": atoms_to_dict(opt.atoms)})
+    out = StageOutput(opt.outcome, opt.message, {"opt": opt.summary()}, {"structure": atoms_to_dict(opt.atoms)})
     out.summary["energy_ev"] = opt.energy_ev
     #: a minimisation that changed the bonds went to another molecule: callers keep the input then
     out.summary["same_molecule"] = same_molecule(opt.atoms, atoms)
-    if not opt.converged:
-        out.outcome = "not_converged"
+    if opt.outcome is not Outcome.SUCCESS:
         return out
     return _add_frequencies(out, opt.atoms, evaluator, settings, "minimum")
 
 
 def run_path_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: Path) -> StageOutput:
-    """Growing string / geodesic CI-NEB (route ``pysisyphus``) or a geodesic guess (route ``sella``)."""
-    from ..pipeline import GSMSettings, check_reaction, run_path
-    from ..pipeline.sella_route import geodesic_guess
-
-    _check_keys(settings, {"route", "gsm"}, "path stage")
+    """The route's path step: growing string / geodesic CI-NEB (pysisyphus) or a geodesic guess (Sella)."""
+    _check_keys(settings, {"route", "path"}, "path stage")
     route = _route(settings)
-    gsm = build_settings(GSMSettings, settings.get("gsm"), "gsm")
+    path_settings = build_settings(PathSettings, settings.get("path"), "path")
     reactant, product = reaction.atoms("reactant"), reaction.atoms("product")
     _checked(check_reaction, reactant, product)
-    if route == "pysisyphus":
-        path = run_path(reactant, product, evaluator, gsm, workdir / "path")
-    else:
-        path = geodesic_guess(reactant, product, evaluator, gsm, workdir / "path_sella")
-    summary = path.summary() | {"route": route, "curvature": path.curvature}
-    out = StageOutput("ok" if path.success else "path_failed", path.message, summary)
+    path = route.path(reactant, product, evaluator, path_settings, workdir / f"path{route.suffix}")
+    summary = path.summary() | {"route": route.name.value, "curvature": path.curvature}
+    out = StageOutput(path.outcome, path.message, summary)
     if path.path:
         out.trajectories["path"] = [atoms_to_dict(a) for a in path.path]
         out.arrays["path_energies"] = np.asarray(path.energies, dtype=float)
-    if path.success:
+    if path.outcome is Outcome.SUCCESS:
         out.structures["ts_guess"] = atoms_to_dict(path.guess)
         out.arrays["tangent"] = np.asarray(path.tangent, dtype=float)
     return out
 
 
 def run_tsopt_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: Path) -> StageOutput:
-    """RS-P-RFO (or Sella) from the TS guess, then frequencies: a TS has exactly one imaginary mode."""
-    from ..pipeline import TSOptSettings, run_tsopt
-    from ..pipeline.sella_route import SellaSettings, run_sella_tsopt
-
+    """The route's TS optimisation from the guess, then frequencies: a TS has exactly one imaginary mode."""
     _check_keys(settings, {"route", "tsopt", "sella", "freq", "freq_hessian", "imaginary_threshold"}, "tsopt stage")
     route = _route(settings)
     tsopt = build_settings(TSOptSettings, settings.get("tsopt"), "tsopt")
+    sella = build_settings(SellaSettings, settings.get("sella"), "sella")
     guess = reaction.atoms("ts_guess")
     tangent = reaction.array("tangent", (len(guess), 3))
-    if route == "pysisyphus":
-        if tangent is None:
-            raise WorkerInputError(f"reaction {reaction.name!r}: RS-P-RFO needs the path tangent (array 'tangent')")
-        curvature = reaction.parameters.get("curvature")
-        ts = run_tsopt(guess, tangent, evaluator, tsopt, workdir / "tsopt", curvature=curvature)
-    else:
-        sella = build_settings(SellaSettings, settings.get("sella"), "sella")
-        ts = run_sella_tsopt(guess, evaluator, tsopt, workdir / "tsopt_sella", sella)
-    out = StageOutput("ok", ts.message, {"tsopt": ts.summary() | {"route": route}})
+    curvature = reaction.parameters.get("curvature")
+    ts = _checked(route.tsopt, guess, tangent, curvature, evaluator, tsopt, sella, workdir / f"tsopt{route.suffix}")
+    out = StageOutput(ts.outcome, ts.message, {"tsopt": ts.summary() | {"route": route.name.value}})
     if ts.ts is not None:
         out.structures["ts"] = atoms_to_dict(ts.ts)
     out.summary["energy_ev"] = ts.energy_ev
-    if not ts.converged:
-        out.outcome = "fragmented" if ts.fragmented else "not_converged"
+    if ts.outcome is not Outcome.SUCCESS:
         return out
     return _add_frequencies(out, ts.ts, evaluator, settings, "ts")
 
 
 def run_freq_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: Path) -> StageOutput:
     """Eckart-projected frequencies of one structure, checked against what it should be."""
-    from ..pipeline import run_freq
-
     _check_keys(settings, {"expected", "imaginary_threshold", "hessian"}, "freq stage")
     expected = settings.get("expected", "ts")
     if expected not in ("ts", "minimum"):
         raise WorkerInputError(f"freq 'expected' must be 'ts' or 'minimum', got {expected!r}")
-    atoms = reaction.atoms("structure")
     freq = run_freq(
-        atoms,
+        reaction.atoms("structure"),
         evaluator,
         expected,
-        hessian=settings.get("hessian"),
+        hessian=_judging_hessian(evaluator, settings.get("hessian")),
         imaginary_threshold=settings.get("imaginary_threshold", 20.0),
         workdir=workdir / "freq",
     )
-    want = 1 if expected == "ts" else 0
-    message = f"{freq.n_imaginary} imaginary mode(s) ({freq.classification})"
-    out = StageOutput("ok" if freq.ok else "wrong_imaginary_count", message, {"freq": freq.summary()})
-    if not freq.ok:
-        out.message += f", expected {want}"
+    message = freq.verdict or f"{freq.n_imaginary} imaginary mode(s) ({freq.classification})"
+    out = StageOutput(freq.outcome, message, {"freq": freq.summary()})
     out.summary["energy_ev"] = freq.energy_ev
     out.arrays.update(_freq_arrays(freq))
     return out
 
 
 def run_irc_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: Path) -> StageOutput:
-    """IRC both ways from the TS (its Hessian if given), ends minimised, compared with reactant/product."""
-    from ..pipeline import IRCSettings, compare_endpoints, run_irc
-    from ..pipeline.sella_route import run_sella_irc
-
+    """The route's IRC both ways from the TS (its Hessian if given), then the endpoint check."""
     _check_keys(settings, {"route", "irc"}, "irc stage")
     route = _route(settings)
     irc_settings = build_settings(IRCSettings, settings.get("irc"), "irc")
@@ -191,111 +190,47 @@ def run_irc_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: P
     n3 = 3 * len(ts)
     hessian = reaction.array("hessian", (n3, n3))
     if hessian is None:
-        mode = evaluator.level.hessian if evaluator.level.hessian != "none" else evaluator.level.exact_hessian
+        level = evaluator.level
+        mode = level.hessian if level.hessian != HessianMode.NONE else level.exact_hessian
         hessian = evaluator.hessian(ts.numbers, ts.positions, mode=mode)
-    runner = run_irc if route == "pysisyphus" else run_sella_irc
-    irc = runner(ts, hessian, evaluator, irc_settings, workdir / ("irc" if route == "pysisyphus" else "irc_sella"))
-    out = StageOutput("ok", irc.message, {"irc": irc.summary() | {"route": route}})
+    irc = route.irc(ts, hessian, evaluator, irc_settings, workdir / f"irc{route.suffix}")
+    reactant, product = reaction.atoms("reactant", False), reaction.atoms("product", False)
+    outcome, message, check = judge_irc(irc, reactant, product)
+    out = StageOutput(outcome, message, {"irc": irc.summary() | {"route": route.name.value}})
     if irc.trajectory:
         out.trajectories["irc"] = [atoms_to_dict(a) for a in irc.trajectory]
     if irc.energies_ev:
         out.arrays["irc_end_energies"] = np.asarray(irc.energies_ev, dtype=float)
-    if not irc.completed:
-        out.outcome = "irc_incomplete"
+    if irc.outcome is not Outcome.SUCCESS:
         return out
     out.structures["forward_end"] = atoms_to_dict(irc.forward_end)
     out.structures["backward_end"] = atoms_to_dict(irc.backward_end)
     for role, opt in (("forward_end", irc.forward_opt), ("backward_end", irc.backward_opt)):
         if opt is not None:
             out.summary[f"{role}_energy_ev"] = opt.energy_ev
-    reactant, product = reaction.atoms("reactant", False), reaction.atoms("product", False)
-    if reactant is not None and product is not None:
-        check = compare_endpoints(reactant, product, irc.forward_end, irc.backward_end)
+    if check is not None:
         out.summary["endpoints"] = check.summary()
-        out.message = check.message
-        if check.verdict == "failed":
-            out.outcome = "irc_failed"
-        elif not check.intended:
-            out.outcome = "irc_unintended"
     return out
-
-
-_TS_SEARCH_OUTCOMES = {
-    "success": "ok",
-    "gsm_failed": "path_failed",
-    "tsopt_not_converged": "not_converged",
-    "wrong_imaginary_count": "wrong_imaginary_count",
-    "irc_failed": "irc_incomplete",
-    "irc_unintended": "irc_unintended",
-}
 
 
 def run_ts_search_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: Path) -> StageOutput:
     """The whole chain for one reaction in one go (for jobs that carry many reactions)."""
-    from ..pipeline import TSSearchSettings, ts_search
-
     search_settings = build_settings(TSSearchSettings, settings, "ts_search")
     reactant, product = reaction.atoms("reactant"), reaction.atoms("product")
     result = _checked(ts_search, reactant, product, workdir, evaluator.level, search_settings, evaluator=evaluator)
-    out = StageOutput(_TS_SEARCH_OUTCOMES.get(result.status, "error"), result.message, result.to_dict())
+    out = StageOutput(Outcome(result.status), result.message, result.to_dict())
     if result.ts is not None:
         out.structures["ts"] = atoms_to_dict(result.ts)
     return out
 
 
-#: the seed's DFT check of a TS: RMS force below 2e-3 Hartree/Bohr
-DFT_FORCE_RMS_MAX = 2e-3
-
-
 def run_dft_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: Path) -> StageOutput:
-    """DFT (PySCF) verification of one geometry: analytic Hessian, imaginary-mode count, RMS force."""
-    from ..chem.reference import DFTReference, ReferenceError
-    from ..chem.units import HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
-    from ..chem.vibrations import analyse
-
-    allowed = {"functional", "basis", "conv_tol", "max_memory_mb", "expected", "force_rms_max", "imaginary_threshold"}
-    _check_keys(settings, allowed, "dft stage")
-    expected = settings.get("expected", "ts")
-    if expected not in ("ts", "minimum"):
-        raise WorkerInputError(f"dft 'expected' must be 'ts' or 'minimum', got {expected!r}")
-    options = {k: settings[k] for k in ("functional", "basis", "conv_tol", "max_memory_mb") if k in settings}
+    """DFT (PySCF) verification of one geometry (:mod:`aiida_hip.pipeline.dft_check`)."""
+    dft = build_settings(DFTCheckSettings, settings, "dft stage")
     level = reaction.parameters.get("level", {})
-    reference = DFTReference(charge=level.get("charge", 0), multiplicity=level.get("multiplicity"), **options)
     atoms = reaction.atoms("structure")
-    try:
-        out = reference.predict(atoms.numbers, atoms.positions, hessian="analytic", name=reaction.name)
-    except ReferenceError as exc:
-        return StageOutput("not_converged", str(exc), {"method": reference.name, "version": reference.version})
-    vib = analyse(
-        atoms.numbers, atoms.positions, out["hessian"], imaginary_threshold=settings.get("imaginary_threshold", 20.0)
-    )
-    force_rms = float(np.sqrt(np.mean(out["forces"] ** 2))) / HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
-    limit = settings.get("force_rms_max", DFT_FORCE_RMS_MAX)
-    want = 1 if expected == "ts" else 0
-    summary = {
-        "method": reference.name,
-        "version": reference.version,
-        "energy_ev": out["energy"],
-        "force_rms_ha_per_bohr": force_rms,
-        "force_rms_max_ha_per_bohr": limit,
-        "n_imaginary": vib.n_imaginary,
-        "imaginary_frequency_cm1": float(vib.frequencies[0]) if vib.n_imaginary else None,
-        "lowest_frequencies_cm1": [round(float(f), 2) for f in vib.frequencies[:6]],
-        "expected": expected,
-    }
-    summary["verified"] = vib.n_imaginary == want and force_rms <= limit
-    arrays = {"hessian": out["hessian"], "frequencies": vib.frequencies, "modes": vib.modes}
-    if vib.n_imaginary != want:
-        return StageOutput(
-            "wrong_imaginary_count",
-            f"{vib.n_imaginary} imaginary modes at {reference.name}, expected {want}",
-            summary,
-            arrays=arrays,
-        )
-    if force_rms > limit:
-        message = f"RMS force {force_rms:.2e} Ha/Bohr at {reference.name} is above {limit:.0e}: not a stationary point"
-        return StageOutput("not_stationary", message, summary, arrays=arrays)
-    return StageOutput("ok", f"verified at {reference.name}", summary, arrays=arrays)
+    check = run_dft_check(atoms, dft, level.get("charge", 0), level.get("multiplicity"), reaction.name)
+    return StageOutput(check.outcome, check.message, check.summary, arrays=check.arrays)
 
 
 STAGE_FUNCTIONS = {
@@ -309,6 +244,61 @@ STAGE_FUNCTIONS = {
 }
 
 
+def _folder_name(index: int, name: str) -> str:
+    return f"{index:03d}_" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60] or "reaction")
+
+
+def _check_elements(reaction, evaluator) -> None:
+    for role in reaction.structures:
+        try:
+            check_elements(reaction.atoms(role), evaluator, role)
+        except ReactionInputError as exc:
+            raise WorkerInputError(str(exc)) from exc
+
+
+def run_reaction(job: WorkerInput, index: int, reaction, evaluator, out: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """One reaction's stage: its ``results.json`` entry and arrays (keys ``r<index>__<name>``); every failure
+    is an entry, never an exception."""
+    entry: dict = {"name": reaction.name, "outcome": Outcome.ERROR.value, "message": ""}
+    arrays: dict[str, np.ndarray] = {}
+    counters = evaluator.counters if evaluator else None
+    hessians, gradients, reference_hessians = (
+        (counters.hessians, counters.gradients, counters.reference_hessians) if counters else (0, 0, 0)
+    )
+    t1 = time.perf_counter()
+    try:
+        if evaluator is not None:
+            _check_elements(reaction, evaluator)
+        stage = STAGE_FUNCTIONS[job.stage]
+        output = stage(reaction, evaluator, job.settings, out / "work" / _folder_name(index, reaction.name))
+    except WorkerInputError as exc:
+        entry.update(outcome=Outcome.INVALID_INPUT.value, message=str(exc))
+    except Exception as exc:  # one reaction's crash must not lose the others' results
+        entry.update(
+            outcome=Outcome.ERROR.value, message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        )
+    else:
+        entry.update(
+            outcome=Outcome(output.outcome).value,
+            message=output.message,
+            summary=output.summary,
+            structures=output.structures,
+            trajectories=output.trajectories,
+            arrays={},
+        )
+        for key, value in output.arrays.items():
+            if value is not None:
+                arrays[f"r{index}__{key}"] = np.asarray(value)
+                entry["arrays"][key] = f"r{index}__{key}"
+    entry["n_hessian_evaluations"] = counters.hessians - hessians if counters else int(job.stage == "dft")
+    entry["n_gradient_evaluations"] = counters.gradients - gradients if counters else int(job.stage == "dft")
+    entry["n_reference_hessian_evaluations"] = (
+        counters.reference_hessians - reference_hessians if counters else int(job.stage == "dft")
+    )
+    entry["wall_time_s"] = time.perf_counter() - t1
+    return entry, arrays
+
+
 def _check_keys(settings: dict, allowed: set[str], where: str) -> None:
     unknown = sorted(set(settings) - allowed)
     if unknown:
@@ -317,8 +307,6 @@ def _check_keys(settings: dict, allowed: set[str], where: str) -> None:
 
 def _checked(func, *args: Any, **kwargs: Any):
     """Turn the pipeline's input errors into worker input errors (a result, not a crash)."""
-    from ..pipeline import ReactionInputError
-
     try:
         return func(*args, **kwargs)
     except ReactionInputError as exc:

@@ -15,11 +15,11 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
 from ..calcjobs import HipOptCalculation, HipStageCalculation, HipTSOptCalculation
+from ..common import exit_codes
+from ..common.types import AUTO_ORDER, Outcome, Route
 from .functions import displace_along_mode, mode_as_tangent, molecule_thermochemistry
 from .resume import SubmitOnceMixin
 
-#: largest atomic displacement (A) along an unwanted imaginary mode before re-optimising
-DISPLACEMENT = 0.15
 _CODES = HipStageCalculation.exit_codes
 
 
@@ -30,6 +30,17 @@ class HipBaseWorkChain(SubmitOnceMixin, BaseRestartWorkChain):
     _namespace: str
     _geometry_in: str
     _geometry_out: str
+    #: the tunables of the handlers
+    defaults = AttributeDict(
+        {
+            #: largest atomic displacement (A) along an unwanted imaginary mode before re-optimising
+            "displacement": 0.15,
+            #: factor on the step limit when a run restarts after running out of steps
+            "step_factor": 1.5,
+            #: route (None: routeless stages) -> settings block, step-limit key, the stage's default limit
+            "step_limits": {},
+        }
+    )
 
     @classmethod
     def define(cls, spec):
@@ -37,9 +48,7 @@ class HipBaseWorkChain(SubmitOnceMixin, BaseRestartWorkChain):
         spec.expose_inputs(cls._process_class, namespace=cls._namespace)
         spec.expose_outputs(cls._process_class)
         spec.outline(cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results)
-        spec.exit_code(
-            310, "ERROR_WORKER_INPUT_REJECTED", message="The worker rejected the input; restarting cannot help."
-        )
+        exit_codes.declare(spec, exit_codes.WORKER_FAILURES)
 
     def setup(self):
         super().setup()
@@ -49,7 +58,8 @@ class HipBaseWorkChain(SubmitOnceMixin, BaseRestartWorkChain):
     def _displaced(self, node, mode_index: int) -> orm.StructureData:
         """The last geometry moved along a normal mode, the sign alternating between attempts."""
         self.ctx.displacements += 1
-        amplitude = DISPLACEMENT if self.ctx.displacements % 2 else -DISPLACEMENT
+        step = self.defaults.displacement
+        amplitude = step if self.ctx.displacements % 2 else -step
         geometry = node.outputs[self._geometry_out]
         return displace_along_mode(geometry, node.outputs.hessian, orm.Int(mode_index), orm.Float(amplitude))
 
@@ -63,35 +73,39 @@ class HipBaseWorkChain(SubmitOnceMixin, BaseRestartWorkChain):
     @process_handler(
         priority=600,
         exit_codes=[
-            _CODES.ERROR_INVALID_WORKER_INPUT,
+            _CODES.ERROR_INVALID_INPUT,
             _CODES.ERROR_WORKER_CRASHED,
             _CODES.ERROR_OUTPUT_MISSING,
             _CODES.ERROR_OUTPUT_CORRUPT,
         ],
     )
     def handle_worker_failure(self, node):
-        """Nothing to restart from: say what the worker said and stop."""
-        self.report(f"{node.process_label}<{node.pk}> failed: {node.exit_message}")
-        return ProcessHandlerReport(True, self.exit_codes.ERROR_WORKER_INPUT_REJECTED)
+        """Strategy: none. The input was refused or the worker left no usable output: nothing to restart
+        from, so stop with the child's own exit code."""
+        self.report_error_handled(node, "stopping: restarting cannot help")
+        label = next(code.label for code in exit_codes.WORKER_FAILURES if code.status == node.exit_status)
+        return ProcessHandlerReport(True, getattr(self.exit_codes, label).format(message=node.exit_message or ""))
 
     @process_handler(priority=500, exit_codes=[_CODES.ERROR_NOT_CONVERGED])
     def handle_not_converged(self, node):
-        """Restart from the last geometry with 50% more steps."""
+        """Strategy: the run ran out of steps, so restart it from its last geometry with the step limit
+        raised by ``defaults.step_factor``."""
         settings = self.ctx.inputs.settings.get_dict() if "settings" in self.ctx.inputs else {}
-        key, field, default = self._step_limit(settings)
+        limits = self.defaults.step_limits
+        key, field, default = limits[settings.get("route", AUTO_ORDER[0])] if None not in limits else limits[None]
         block = dict(settings.get(key) or {})
-        block[field] = int(1.5 * block.get(field, default))
+        block[field] = int(self.defaults.step_factor * block.get(field, default))
         settings[key] = block
         self.ctx.inputs.settings = orm.Dict(settings)
         if self._geometry_out in node.outputs:
             self.ctx.inputs[self._geometry_in] = node.outputs[self._geometry_out]
-        self.report(
-            f"{node.process_label}<{node.pk}> not converged: restarting from its last geometry, {field}={block[field]}"
-        )
+        self.report_error_handled(node, f"restarting from its last geometry with {field}={block[field]}")
         return ProcessHandlerReport(True)
 
-    def _step_limit(self, settings: dict) -> tuple[str, str, int]:
-        raise NotImplementedError
+    def report_error_handled(self, node, action: str) -> None:
+        """Report what failed and what the handler does about it (as aiida-quantumespresso's work chains)."""
+        self.report(f"{node.process_label}<{node.pk}> failed with exit status {node.exit_status}: {node.exit_message}")
+        self.report(f"Action taken: {action}")
 
 
 class HipTSOptBaseWorkChain(HipBaseWorkChain):
@@ -102,30 +116,41 @@ class HipTSOptBaseWorkChain(HipBaseWorkChain):
     _geometry_in = "ts_guess"
     _geometry_out = "ts"
 
+    defaults = AttributeDict(
+        {
+            **HipBaseWorkChain.defaults,
+            #: per route: settings block, step-limit key, the stage's default limit (the pipeline's
+            #: SellaSettings / TSOptSettings defaults; the work chain does not import the pipeline)
+            "step_limits": {
+                Route.SELLA.value: ("sella", "max_steps", 200),
+                Route.PYSISYPHUS.value: ("tsopt", "max_cycles", 100),
+            },
+        }
+    )
+
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.exit_code(
-            501,
-            "ERROR_CONVERGED_TO_MINIMUM",
-            message="The TS optimisation converged to a geometry without an imaginary mode (a minimum).",
+        exit_codes.declare(
+            spec, (exit_codes.CONVERGED_TO_MINIMUM, exit_codes.OUTCOME_EXIT_CODES[Outcome.NOT_CONVERGED])
         )
-
-    def _step_limit(self, settings: dict) -> tuple[str, str, int]:
-        return ("sella", "max_steps", 200) if settings.get("route") == "sella" else ("tsopt", "max_cycles", 100)
 
     @process_handler(priority=400, exit_codes=[_CODES.ERROR_WRONG_IMAGINARY_COUNT])
     def handle_wrong_imaginary_count(self, node):
-        """Several imaginary modes: displace along the second one and follow the first."""
+        """Strategy: with several imaginary modes, displace along the second and re-optimise following the
+        first; with none, the optimiser found a minimum: stop (a new guess is the caller's business)."""
         frequencies, n_imaginary = self._imaginary(node)
         if n_imaginary == 0:
-            self.report(f"{node.process_label}<{node.pk}> converged to a minimum (no imaginary mode)")
-            return ProcessHandlerReport(True, self.exit_codes.ERROR_CONVERGED_TO_MINIMUM)
+            self.report_error_handled(node, "stopping: the optimisation converged to a minimum")
+            return ProcessHandlerReport(
+                True, self.exit_codes.ERROR_CONVERGED_TO_MINIMUM.format(message=node.exit_message or "")
+            )
         self.ctx.inputs.ts_guess = self._displaced(node, 1)
         self.ctx.inputs.tangent = mode_as_tangent(node.outputs.hessian, orm.Int(0))
-        self.report(
-            f"{node.process_label}<{node.pk}> has {n_imaginary} imaginary modes ({frequencies[:n_imaginary].round(0)} "
-            f"cm^-1): displacing {DISPLACEMENT} A along the second and re-optimising along the first"
+        self.report_error_handled(
+            node,
+            f"{n_imaginary} imaginary modes ({frequencies[:n_imaginary].round(0)} cm^-1): displacing "
+            f"{self.defaults.displacement} A along the second and re-optimising along the first",
         )
         return ProcessHandlerReport(True)
 
@@ -137,6 +162,9 @@ class HipGeometryWorkChain(HipBaseWorkChain):
     _namespace = "opt"
     _geometry_in = "structure"
     _geometry_out = "structure"
+    defaults = AttributeDict(
+        {**HipBaseWorkChain.defaults, "step_limits": {None: ("opt", "max_cycles", 150)}}  # OptSettings.max_cycles
+    )
 
     @classmethod
     def define(cls, spec):
@@ -170,16 +198,14 @@ class HipGeometryWorkChain(HipBaseWorkChain):
             self.out("thermochemistry", thermo)
         return exit_code
 
-    def _step_limit(self, settings: dict) -> tuple[str, str, int]:
-        return "opt", "max_cycles", 150
-
     @process_handler(priority=400, exit_codes=[_CODES.ERROR_WRONG_IMAGINARY_COUNT])
     def handle_imaginary_mode(self, node):
-        """A saddle, not a minimum: push the geometry down the imaginary mode and minimise again."""
+        """Strategy: a saddle, not a minimum: push the geometry down the imaginary mode and minimise again."""
         frequencies, _ = self._imaginary(node)
         self.ctx.inputs.structure = self._displaced(node, 0)
-        self.report(
-            f"{node.process_label}<{node.pk}> has an imaginary mode ({frequencies[0]:.0f} cm^-1): displacing "
-            f"{DISPLACEMENT} A along it and minimising again"
+        self.report_error_handled(
+            node,
+            f"imaginary mode at {frequencies[0]:.0f} cm^-1: displacing {self.defaults.displacement} A along it "
+            "and minimising again",
         )
         return ProcessHandlerReport(True)

@@ -17,6 +17,7 @@ from aiida.engine import WorkChain, append_, calcfunction, while_
 
 from ..calcjobs import HipTSBatchCalculation
 from ..calcjobs.batch import link_label, summarize_rows, summary_row, validate_molecules
+from ..common.types import Route
 from .resume import SubmitOnceMixin
 from .ts_search import TransitionStateWorkChain
 
@@ -62,13 +63,14 @@ def packed_settings(inputs: dict) -> dict:
         settings("irc", "settings"),
     )
     out = {
-        "route": inputs["route"].value if "route" in inputs else "auto",
+        "route": inputs["route"].value if "route" in inputs else Route.AUTO.value,
         "optimize_endpoints": inputs["optimize_endpoints"].value if "optimize_endpoints" in inputs else True,
         "run_irc": inputs["run_irc"].value if "run_irc" in inputs else True,
+        "refine": inputs["refine"].value if "refine" in inputs else "none",
     }
     for key, source in (
         ("endpoint_opt", opt.get("opt")),
-        ("gsm", path.get("gsm")),
+        ("path", path.get("path")),
         ("tsopt", tsopt.get("tsopt")),
         ("sella", tsopt.get("sella")),
         ("freq_hessian", tsopt.get("freq_hessian")),

@@ -3,13 +3,14 @@
 Every stage is its own CalcJob (the TS optimisation inside ``hip.base``, which restarts it). With
 ``route='auto'`` a failed Sella attempt (no path, no TS, wrong imaginary count, IRC not the intended
 reaction) is followed by a pysisyphus attempt, whose CalcJobs appear in provenance beside the first
-ones (the order of ``aiida_hip.pipeline.ts_search.AUTO_ORDER``). Outputs are attached whatever the
+ones (the order of ``aiida_hip.common.types.AUTO_ORDER``). Outputs are attached whatever the
 outcome, so nothing computed is lost (each output is the latest one any attempt produced for that
 stage); ``output_parameters`` and the exit code say where the search stopped and list every attempt.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, calcfunction, if_, while_
@@ -22,24 +23,20 @@ from ..calcjobs import (
     validate_molecule,
     validate_pair,
 )
+from ..calcjobs.base import level_of
+from ..calcjobs.stages import validate_elements
+from ..common import exit_codes
+from ..common.exit_codes import OUTCOME_EXIT_CODES, outcome_of
+from ..common.geometry import aligned_rmsd
+from ..common.types import Calculator, Outcome, Route, choices
 from ..data import HipModelData
 from .base import HipTSOptBaseWorkChain
 from .functions import reaction_thermochemistry
 from .protocols import available_protocols, get_protocol_inputs
 from .resume import SubmitOnceMixin
+from .two_level import PRE_OPT_SETTINGS, TwoLevelMixin, validate_refine
 
-#: the routes each ``route`` input runs in turn; ``auto`` as ``aiida_hip.pipeline.ts_search.AUTO_ORDER`` (a copy:
-#: importing the pipeline costs the daemon ~1.7 s of ASE and stage modules; a test checks the two agree)
-ROUTES = {"pysisyphus": ["pysisyphus"], "sella": ["sella"], "auto": ["sella", "pysisyphus"]}
-#: status -> exit code label of this work chain (``success`` = 0)
-STATUS_EXIT_CODES = {
-    "invalid_input": "ERROR_INVALID_INPUT",
-    "gsm_failed": "ERROR_PATH_FAILED",
-    "tsopt_not_converged": "ERROR_TS_NOT_CONVERGED",
-    "irc_failed": "ERROR_IRC_FAILED",
-    "irc_unintended": "ERROR_IRC_UNINTENDED",
-    "wrong_imaginary_count": "ERROR_WRONG_IMAGINARY_COUNT",
-}
+WORKER_FAILURE_STATUSES = {code.status for code in exit_codes.WORKER_FAILURES}
 
 
 def _positive(value: orm.Float, _) -> str | None:
@@ -49,15 +46,28 @@ def _positive(value: orm.Float, _) -> str | None:
 
 
 def validate_route(value: orm.Str, _) -> str | None:
-    if value is not None and value.value not in ROUTES:
-        return f"route must be one of {sorted(ROUTES)}, got {value.value!r}"
+    if value is not None and value.value not in choices(Route):
+        return f"route must be one of {choices(Route)}, got {value.value!r}"
+    return None
+
+
+def worker_failure(calc) -> Outcome | None:
+    """``invalid_input`` or ``error`` when a stage never produced a usable result (nothing to go on with)."""
+    if not calc.is_finished:
+        return Outcome.ERROR
+    if calc.exit_status in WORKER_FAILURE_STATUSES:
+        return Outcome.INVALID_INPUT if outcome_of(calc.exit_status) is Outcome.INVALID_INPUT else Outcome.ERROR
     return None
 
 
 @calcfunction
 def summarize_ts_search(**kwargs) -> orm.Dict:
     """The reaction's result from the stages' parameters: status, barriers, imaginary mode, IRC verdict."""
-    get = {key: node.get_dict() if isinstance(node, orm.Dict) else node.value for key, node in kwargs.items()}
+    get = {
+        key: node.get_dict() if isinstance(node, orm.Dict) else node.value
+        for key, node in kwargs.items()
+        if not isinstance(node, orm.StructureData)
+    }
     tsopt = get.get("tsopt_parameters") or {}
     irc = get.get("irc_parameters") or {}
     freq = tsopt.get("freq") or {}
@@ -67,7 +77,7 @@ def summarize_ts_search(**kwargs) -> orm.Dict:
         "message": get.get("message", ""),
         "route": get.get("route"),
         "attempts": get.get("attempts", []),
-        "ts_found": get["status"] in ("success", "irc_failed", "irc_unintended"),
+        "ts_found": Outcome(get["status"]).ts_found,
         "n_imaginary": freq.get("n_imaginary"),
         "imaginary_frequency_cm1": freq.get("imaginary_frequency_cm1"),
         "ts_energy_ev": e_ts,
@@ -79,6 +89,11 @@ def summarize_ts_search(**kwargs) -> orm.Dict:
         "dft_verified": (get.get("dft_parameters") or {}).get("verified"),
         "level": tsopt.get("level"),
     }
+    summary["refine"] = get.get("refine")
+    summary["reference_cost"] = get.get("reference_cost")
+    if "ts_hip" in kwargs and "ts_structure" in kwargs:
+        hip, ts = (np.array([s.position for s in kwargs[k].sites]) for k in ("ts_hip", "ts_structure"))
+        summary["hip_ts_rmsd_a"] = aligned_rmsd(hip, ts) if len(hip) == len(ts) else None
     thermo = get.get("thermochemistry") or {}
     for direction in ("forward", "reverse"):
         for key in (f"gibbs_barrier_{direction}_ev", f"rate_{direction}_per_s"):
@@ -91,7 +106,7 @@ def summarize_ts_search(**kwargs) -> orm.Dict:
     return orm.Dict(summary)
 
 
-class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
+class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
     """Find and verify the transition state of reactant -> product (atoms in the same order)."""
 
     @classmethod
@@ -102,10 +117,19 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
         spec.input(
             "route",
             valid_type=orm.Str,
-            default=lambda: orm.Str("auto"),
+            default=lambda: orm.Str(Route.AUTO.value),
             validator=validate_route,
             help="pysisyphus (GSM -> RS-P-RFO -> EulerPC), sella (geodesic -> Sella -> Sella IRC) or auto "
             "(Sella, then pysisyphus if Sella did not verify a TS).",
+        )
+        spec.input(
+            "refine",
+            valid_type=orm.Str,
+            default=lambda: orm.Str("none"),
+            validator=validate_refine,
+            help="Two-level search with a HIP level: xtb or dft refines the HIP TS on that surface with HIP "
+            "Hessians, judges it with one reference Hessian, minimises the ends and follows the IRC there; "
+            "none keeps the whole search at the given level.",
         )
         spec.input("optimize_endpoints", valid_type=orm.Bool, default=lambda: orm.Bool(True))
         spec.input(
@@ -150,6 +174,7 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
                 cls.run_path,
                 cls.inspect_path,
                 if_(cls.route_alive)(cls.run_tsopt, cls.inspect_tsopt),
+                if_(cls.should_refine)(cls.run_refine, cls.inspect_refine),
                 if_(cls.should_run_irc)(cls.run_irc, cls.inspect_irc),
             ),
             if_(cls.should_run_dft)(cls.run_dft, cls.inspect_dft),
@@ -159,6 +184,9 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
             "output_parameters", valid_type=orm.Dict, help="Status, barriers, imaginary frequency, IRC verdict."
         )
         spec.output("ts", valid_type=orm.StructureData, required=False)
+        spec.output(
+            "ts_hip", valid_type=orm.StructureData, required=False, help="The HIP TS the two-level search refined."
+        )
         spec.output("ts_hessian", valid_type=orm.ArrayData, required=False)
         spec.output("reactant", valid_type=orm.StructureData, required=False, help="Reactant as the search used it.")
         spec.output("product", valid_type=orm.StructureData, required=False, help="Product as the search used it.")
@@ -174,12 +202,7 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
             help="RRHO/quasi-RRHO G, H, S, ZPE of reactant, TS, product; Gibbs barriers; Eyring rates (1/s).",
         )
         spec.default_output_node = "output_parameters"
-        spec.exit_code(310, "ERROR_INVALID_INPUT", message="A stage rejected its input: {message}")
-        spec.exit_code(401, "ERROR_PATH_FAILED", message="No reaction path / TS guess: {message}")
-        spec.exit_code(402, "ERROR_TS_NOT_CONVERGED", message="The TS optimisation did not converge: {message}")
-        spec.exit_code(403, "ERROR_IRC_FAILED", message="The IRC failed or came back to one minimum: {message}")
-        spec.exit_code(501, "ERROR_IRC_UNINTENDED", message="The TS connects other minima: {message}")
-        spec.exit_code(502, "ERROR_WRONG_IMAGINARY_COUNT", message="No first-order saddle was found: {message}")
+        exit_codes.declare(spec, OUTCOME_EXIT_CODES.values())
 
     @classmethod
     def validate_inputs(cls, value, _) -> str | None:
@@ -192,21 +215,8 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
             return "run_irc is on: give irc.code (or use get_builder_from_protocol)"
         if value.get("run_dft", orm.Bool(False)).value and not value.get("dft", {}).get("code"):
             return "run_dft is on: give dft.code (or use get_builder_from_protocol)"
-        model = value.get("path", {}).get("model")
-        parameters = value.get("path", {}).get("parameters")
-        from ..pipeline.calculators import Level
-
-        try:
-            uses_model = Level(**(parameters.get_dict() if parameters is not None else {})).uses_model
-        except (TypeError, ValueError):
-            uses_model = True  # the parameters port reports the bad level itself
-        if model is not None and uses_model and value.get("reactant") is not None:
-            elements = set(model.elements)
-            numbers = set(value["reactant"].get_ase().numbers.tolist())
-            if not numbers <= elements:
-                missing = sorted(numbers - elements)
-                return f"elements {missing} are not supported by the HIP model (it knows {sorted(elements)})"
-        return None
+        path = value.get("path", {})
+        return validate_elements(path.get("model"), value.get("reactant"), level_of(path.get("parameters")))
 
     @classmethod
     def get_protocol_filepath(cls):
@@ -236,11 +246,12 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
         """
         inputs = get_protocol_inputs("ts_search", protocol, overrides)
         level = inputs.pop("parameters")
-        if model is None and (level.get("calculator") == "hip" or level.get("hessian") in ("predicted", "autograd")):
+        if model is None and level_of(orm.Dict(level)).uses_model:
             model = HipModelData.from_checkpoint()
         builder = cls.get_builder()
         builder.reactant, builder.product = reactant, product
         builder.route = orm.Str(inputs["route"])
+        builder.refine = orm.Str(inputs.get("refine", "none"))
         builder.optimize_endpoints = orm.Bool(inputs["optimize_endpoints"])
         builder.run_irc = orm.Bool(inputs["run_irc"])
         builder.run_dft = orm.Bool(inputs["run_dft"])
@@ -269,18 +280,19 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
 
     # --- outline --------------------------------------------------------------------------------------------
     def setup(self):
-        self.ctx.routes = list(ROUTES[self.inputs.route.value])
+        self.ctx.routes = [route.value for route in Route(self.inputs.route.value).attempts]
         self.ctx.route = None
         self.ctx.attempts = []
-        self.ctx.status, self.ctx.message = "gsm_failed", ""
+        self.ctx.status, self.ctx.message = Outcome.PATH_FAILED.value, ""
         self.ctx.reactant, self.ctx.product = self.inputs.reactant, self.inputs.product
         self.ctx.endpoint_parameters = {}
         self.ctx.endpoint_hessians = {}
         self.ctx.stage_nodes = {}  # the latest node of each stage that produced something
+        self._setup_levels(level_of(self.inputs.path.get("parameters")))
 
     def _label(self, stage: str) -> dict:
         name = self.node.label or f"ts_search-{self.node.pk}"
-        suffix = "" if self.ctx.route in (None, "pysisyphus") else f"_{self.ctx.route}"
+        suffix = "" if self.ctx.route in (None, Route.PYSISYPHUS) else f"_{self.ctx.route}"
         return {"label": f"{name}:{stage}", "call_link_label": f"{stage}{suffix}"}
 
     def _stage_inputs(self, process, namespace: str, stage: str) -> AttributeDict:
@@ -297,6 +309,7 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
         calcs = {}
         for role in ("reactant", "product"):
             inputs = self._stage_inputs(HipOptCalculation, "opt", f"opt_{role}")
+            inputs.parameters = self._parameters("refine", inputs.get("parameters"))
             inputs.structure = self.inputs[role]
             calcs[f"opt_{role}"] = self.submit(HipOptCalculation, **inputs)
         self.report(f"minimising reactant<{calcs['opt_reactant'].pk}> and product<{calcs['opt_product'].pk}>")
@@ -305,8 +318,9 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
     def inspect_endpoints(self):
         for role in ("reactant", "product"):
             calc = self.ctx[f"opt_{role}"]
-            if calc.exit_status in (303, 304, 301, 302) or not calc.is_finished:
-                self.ctx.status, self.ctx.message = "invalid_input", f"{role} minimisation: {calc.exit_message}"
+            failure = worker_failure(calc)
+            if failure is not None:
+                self.ctx.status, self.ctx.message = failure.value, f"{role} minimisation: {calc.exit_message}"
                 self.ctx.routes = []
                 return
             parameters = calc.outputs.output_parameters
@@ -321,7 +335,7 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
                 self.report(f"{role} minimisation changed the molecule or failed; keeping the input geometry")
 
     def next_route(self):
-        if self.ctx.status == "success" and self.ctx.attempts:
+        if self.ctx.status == Outcome.SUCCESS and self.ctx.attempts:
             return False
         if not self.ctx.routes:
             return False
@@ -332,9 +346,16 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
         self.ctx.attempts.append({"route": self.ctx.route, "status": None})
         return True
 
-    def _fail(self, status: str, message: str) -> None:
-        self.ctx.status, self.ctx.message, self.ctx.alive = status, message, False
-        self.ctx.attempts[-1]["status"] = status
+    def _fail(self, outcome: Outcome, message: str) -> None:
+        """This route stops here; a stage that never ran (bad input, crash) stops every route."""
+        self.ctx.status, self.ctx.message, self.ctx.alive = outcome.value, message, False
+        self.ctx.attempts[-1]["status"] = outcome.value
+        if outcome in (Outcome.INVALID_INPUT, Outcome.ERROR):
+            self.ctx.routes = []
+
+    def _succeed(self, message: str) -> None:
+        self.ctx.status, self.ctx.message = Outcome.SUCCESS.value, message
+        self.ctx.attempts[-1]["status"] = Outcome.SUCCESS.value
 
     def route_alive(self):
         return self.ctx.alive
@@ -349,10 +370,7 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
     def inspect_path(self):
         calc = self.ctx.path_calc
         if not calc.is_finished_ok or "ts_guess" not in calc.outputs:
-            status = "invalid_input" if calc.exit_status in (303, 304) else "gsm_failed"
-            self._fail(status, calc.exit_message or "no TS guess")
-            if status == "invalid_input":
-                self.ctx.routes = []
+            self._fail(worker_failure(calc) or Outcome.PATH_FAILED, calc.exit_message or "no TS guess")
             return
         self.ctx.stage_nodes["path"] = calc
 
@@ -362,7 +380,10 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
         if "tangent" in self.ctx.path_calc.outputs:
             inputs.tsopt.tangent = self.ctx.path_calc.outputs.tangent
         settings = inputs.tsopt.settings.get_dict() if "settings" in inputs.tsopt else {}
-        inputs.tsopt.settings = orm.Dict(settings | {"route": self.ctx.route})
+        settings |= {"route": self.ctx.route}
+        if self.ctx.refine:  # the HIP stage of a two-level search only explores
+            settings = {**settings, **PRE_OPT_SETTINGS, "tsopt": settings.get("tsopt", {}) | PRE_OPT_SETTINGS["tsopt"]}
+        inputs.tsopt.settings = orm.Dict(settings)
         inputs.metadata = self._label("tsopt")
         node = self.submit(HipTSOptBaseWorkChain, **inputs)
         self.report(f"TS optimisation ({self.ctx.route}) <{node.pk}>")
@@ -372,27 +393,38 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
         wc = self.ctx.tsopt_wc
         calcs = [n for n in wc.called if isinstance(n, orm.CalcJobNode)]
         last = max(calcs, key=lambda n: n.ctime) if calcs else None
+        if self._keep_hip_ts(last):
+            return
+        self._inspect_ts(wc, last)
+
+    def inspect_refine(self):
+        wc = self.ctx.tsopt_wc
+        calcs = [n for n in wc.called if isinstance(n, orm.CalcJobNode)]
+        self._inspect_ts(wc, max(calcs, key=lambda n: n.ctime) if calcs else None)
+
+    def _inspect_ts(self, wc, last) -> None:
+        """The TS optimisation's outcome from its work chain and last CalcJob."""
         if last is not None and "ts" in last.outputs:
             self.ctx.stage_nodes["tsopt"] = last
         if wc.is_finished_ok:
             if not self.inputs.run_irc.value:
-                self.ctx.status, self.ctx.message = "success", "TS found and characterised (IRC not requested)"
-                self.ctx.attempts[-1]["status"] = "success"
+                self._succeed("TS found and characterised (IRC not requested)")
             return
-        exit_status = last.exit_status if last is not None else None
-        if exit_status in (303, 304, 301, 302):
-            self._fail("invalid_input", last.exit_message)
-            self.ctx.routes = []
-        elif exit_status == 500 or wc.exit_status == 501:
-            self._fail("wrong_imaginary_count", (last.exit_message if last else None) or wc.exit_message)
-        else:
-            self._fail("tsopt_not_converged", (last.exit_message if last else None) or wc.exit_message or "")
+        message = (last.exit_message if last is not None else None) or wc.exit_message or ""
+        if wc.exit_status == exit_codes.CONVERGED_TO_MINIMUM.status:
+            self._fail(Outcome.WRONG_IMAGINARY_COUNT, message)
+            return
+        outcome = (worker_failure(last) or outcome_of(last.exit_status)) if last is not None else None
+        self._fail(outcome if outcome not in (None, Outcome.SUCCESS) else Outcome.NOT_CONVERGED, message)
 
     def should_run_irc(self):
         return self.ctx.alive and self.inputs.run_irc.value
 
     def run_irc(self):
         inputs = self._stage_inputs(HipIRCCalculation, "irc", "irc")
+        inputs.parameters = self._parameters("irc", inputs.get("parameters"))
+        if self.ctx.refine:  # the reference surface from the judging Hessian: no model in this stage
+            inputs.pop("model", None)
         tsopt = self.ctx.tsopt_wc.outputs
         inputs.ts, inputs.hessian = tsopt.ts, tsopt.hessian
         inputs.reactant, inputs.product = self.ctx.reactant, self.ctx.product
@@ -404,15 +436,14 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
         calc = self.ctx.irc_calc
         if "forward_end" in calc.outputs or "irc" in calc.outputs:
             self.ctx.stage_nodes["irc"] = calc
-        status = {0: "success", 501: "irc_unintended"}.get(calc.exit_status, "irc_failed")
-        if status == "success":
-            self.ctx.status, self.ctx.message = "success", calc.outputs.output_parameters.get("message", "")
-            self.ctx.attempts[-1]["status"] = "success"
+        outcome = worker_failure(calc) or outcome_of(calc.exit_status) or Outcome.IRC_INCOMPLETE
+        if outcome is Outcome.SUCCESS:
+            self._succeed(calc.outputs.output_parameters.get("message", ""))
         else:
-            self._fail(status, calc.exit_message or "")
+            self._fail(outcome, calc.exit_message or "")
 
     def should_run_dft(self):
-        return self.inputs.run_dft.value and self.ctx.status == "success" and "tsopt" in self.ctx.stage_nodes
+        return self.inputs.run_dft.value and self.ctx.status == Outcome.SUCCESS and "tsopt" in self.ctx.stage_nodes
 
     def run_dft(self):
         inputs = self._stage_inputs(HipDFTCalculation, "dft", "dft")
@@ -431,7 +462,7 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
         """For a verified TS whose ends are minima with frequencies: the RRHO calcfunction's ``Dict``."""
         tsopt = self.ctx.stage_nodes.get("tsopt")
         hessians = self.ctx.endpoint_hessians
-        if self.ctx.status != "success" or tsopt is None or "hessian" not in tsopt.outputs or len(hessians) < 2:
+        if self.ctx.status != Outcome.SUCCESS or tsopt is None or "hessian" not in tsopt.outputs or len(hessians) < 2:
             return None
         nodes = {"ts_structure": tsopt.outputs.ts, "ts_hessian": tsopt.outputs.hessian}
         nodes["ts_parameters"] = tsopt.outputs.output_parameters
@@ -445,10 +476,30 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
             self.inputs.temperature, **nodes, metadata={"call_link_label": "thermochemistry"}
         )
 
+    def _reference_cost(self) -> dict:
+        """Reference-level gradients and Hessians of every CalcJob this search ran, per stage (link label)."""
+        cost = {"gradients": 0, "hessians": 0, "by_stage": {}}
+        for node in self.node.called_descendants:
+            if not isinstance(node, orm.CalcJobNode) or "output_parameters" not in node.outputs:
+                continue
+            params = node.outputs.output_parameters.get_dict()
+            level = params.get("level") or {}
+            reference = level.get("calculator") not in (None, Calculator.HIP)
+            gradients = (params.get("n_gradient_evaluations") or 0) if reference else 0
+            hessians = params.get("n_reference_hessian_evaluations") or 0
+            stage = (node.label or "").rpartition(":")[2] or node.process_label
+            entry = cost["by_stage"].setdefault(stage, {"gradients": 0, "hessians": 0})
+            entry["gradients"] += gradients
+            entry["hessians"] += hessians
+            cost["gradients"] += gradients
+            cost["hessians"] += hessians
+        return cost
+
     def results(self):
-        if self.ctx.status != "success" and self.ctx.attempts and self.ctx.attempts[-1]["status"] is None:
+        if self.ctx.status != Outcome.SUCCESS and self.ctx.attempts and self.ctx.attempts[-1]["status"] is None:
             self.ctx.attempts[-1]["status"] = self.ctx.status
         kwargs = {
+            "refine": orm.Str(self.ctx.refine or "none"),
             "status": orm.Str(self.ctx.status),
             "message": orm.Str(self.ctx.message or ""),
             "route": orm.Str(self.ctx.route or ""),
@@ -459,6 +510,11 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
         nodes = self.ctx.stage_nodes
         if "tsopt" in nodes:
             kwargs["tsopt_parameters"] = nodes["tsopt"].outputs.output_parameters
+            kwargs["ts_structure"] = nodes["tsopt"].outputs.ts
+        if "tsopt_hip" in nodes:
+            kwargs["ts_hip"] = nodes["tsopt_hip"].outputs.ts
+            self.out("ts_hip", nodes["tsopt_hip"].outputs.ts)
+        kwargs["reference_cost"] = orm.Dict(self._reference_cost())
         if "irc" in nodes:
             kwargs["irc_parameters"] = nodes["irc"].outputs.output_parameters
         if "dft" in nodes:
@@ -484,7 +540,7 @@ class TransitionStateWorkChain(SubmitOnceMixin, WorkChain):
                 if port in nodes["irc"].outputs:
                     self.out(port, nodes["irc"].outputs[port])
         self.report(f"{self.ctx.status}: {self.ctx.message}")
-        label = STATUS_EXIT_CODES.get(self.ctx.status)
-        if label:
-            return getattr(self.exit_codes, label).format(message=self.ctx.message or "")
+        spec = OUTCOME_EXIT_CODES.get(Outcome(self.ctx.status))
+        if spec is not None:
+            return getattr(self.exit_codes, spec.label).format(message=self.ctx.message or "")
         return None

@@ -28,7 +28,7 @@ def test_opt_calcjob_minimises_water(aiida_profile, hip_code, structure_of):
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     params = results["output_parameters"].get_dict()
-    assert params["outcome"] == "ok" and params["same_molecule"]
+    assert params["outcome"] == "success" and params["same_molecule"]
     assert params["freq"]["n_imaginary"] == 0
     hessian = results["hessian"]
     assert hessian.get_array("hessian").shape == (9, 9)
@@ -91,7 +91,7 @@ def test_scheduler_options_pass_through_untouched(aiida_profile, hip_code, struc
 def test_setup_computers_poll_often_without_a_login_shell(aiida_profile, scheduler, interval):
     """``aiida-hip setup``'s computers: every scheduler command without ``bash -l`` (0.15 s of CPU each on
     a 2-core machine running the chemistry), polled often; the code runs the worker by its absolute path."""
-    from aiida_hip.cli.database import ensure_code
+    from aiida_hip.cli.setup import ensure_code
     from tests.conftest import worker_path
 
     label = f"setup-{scheduler.split('.')[1]}"

@@ -97,14 +97,6 @@ def test_unknown_route_and_protocol(aiida_profile, hip_code, structure_of):
         builder.route = orm.Str("dimer")
 
 
-def test_auto_route_order_is_the_pipelines():
-    """The work chain keeps its own copy of the auto order (to load without the pipeline): it must agree."""
-    from aiida_hip.pipeline.ts_search import AUTO_ORDER
-    from aiida_hip.workflows.ts_search import ROUTES
-
-    assert tuple(ROUTES["auto"]) == AUTO_ORDER
-
-
 def test_malformed_file_in_a_batch_folder(tmp_path):
     """One broken reaction folder is reported; the good ones are still read."""
     import shutil

@@ -41,7 +41,8 @@ def test_protocol_folds_into_one_valid_settings_mapping(aiida_profile, hip_code)
     built = build_settings(TSSearchSettings, settings, "ts_search")  # unknown keys would raise
     assert built.route == "sella" and built.freq_hessian == "exact"
     assert built.tsopt.convergence == "loose" and built.endpoint_opt.convergence == "loose"
-    assert built.gsm.max_cycles == 30 and built.irc.max_cycles == 50
+    assert built.path.max_cycles == 30 and built.irc.max_cycles == 50
+    assert built.refine == "xtb" and built.endpoint_opt.hessian_recalc is None  # the defaults travel too
 
 
 def test_ts_batch_job_runs_every_reaction(aiida_profile, hip_code):
@@ -91,7 +92,7 @@ def test_parser_keeps_what_a_killed_worker_finished(aiida_profile, aiida_localho
     # what the worker writes after the first of two reactions, before it is killed
     finished = {
         "name": "hcn_hnc",
-        "outcome": "ok",
+        "outcome": "success",
         "message": "TS verified",
         "summary": {"status": "success", "route": "sella", "barrier_forward_ev": 1.9, "irc_intended": True},
         "structures": {"ts": {"symbols": ["C", "N", "H"], "positions": [[0, 0, 0], [1.2, 0, 0], [0.6, 1.0, 0]]}},
@@ -120,7 +121,7 @@ def test_batch_summary_from_job_summaries_later_result_wins(aiida_profile):
         return orm.Dict(summarize_rows([summary_row(name, data) for name, data in rows.items()]))
 
     ok = {"status": "success", "barrier_forward_ev": 1.0, "irc_intended": True}
-    failed = {"status": "tsopt_not_converged", "message": "no TS"}
+    failed = {"status": "not_converged", "message": "no TS"}
     jobs = {
         "job_2": job({"b": None, "a": ok, "d": failed}),
         "job_10": job({"b": {**ok, "barrier_forward_ev": 2.0}, "c": None}),
@@ -129,8 +130,8 @@ def test_batch_summary_from_job_summaries_later_result_wins(aiida_profile):
     rows = {row["reaction"]: row for row in summary["reactions"]}
     assert [row["reaction"] for row in summary["reactions"]] == ["a", "b", "c", "d"]
     assert rows["b"]["status"] == "success" and rows["b"]["barrier_forward_ev"] == 2.0
-    assert rows["c"]["status"] == "no_result" and rows["d"]["status"] == "tsopt_not_converged"
-    assert summary["n_success"] == 2 and summary["counts"] == {"success": 2, "no_result": 1, "tsopt_not_converged": 1}
+    assert rows["c"]["status"] == "no_result" and rows["d"]["status"] == "not_converged"
+    assert summary["n_success"] == 2 and summary["counts"] == {"success": 2, "no_result": 1, "not_converged": 1}
 
 
 def test_batch_packs_reactions_into_jobs(aiida_profile, hip_code):

@@ -55,11 +55,11 @@ def test_tsopt_output_parsed(aiida_profile, parse):
     assert hessian.base.attributes.get("n_imaginary") == 1
     assert hessian.get_array("modes").shape == (3, 3, 3)  # 3N - 6 modes of a bent triatomic, N x 3 each
     assert not any(results["ts"].pbc) and len(results["ts"].sites) == 3
-    assert results["output_parameters"]["outcome"] == "ok"
+    assert results["output_parameters"]["outcome"] == "success"
 
 
 def test_path_output_parsed(aiida_profile, parse):
-    results, call = parse("hip.gsm", folder("path"))
+    results, call = parse("hip.path", folder("path"))
     assert call.is_finished_ok
     tangent = results["tangent"]
     assert tangent.get_array("tangent").shape == (3, 3)
@@ -72,7 +72,7 @@ def test_irc_output_parsed_and_same_ends_is_502(aiida_profile, parse):
     results, call = parse("hip.irc", folder("irc"))
     assert call.exit_status == CalculationFactory("hip.irc").exit_codes.ERROR_IRC_SAME_ENDS.status == 502
     assert "forward_end" in results and "backward_end" in results and "irc" in results
-    assert results["output_parameters"]["endpoints"]["verdict"] == "failed"
+    assert results["output_parameters"]["endpoints"]["verdict"] == "same_ends"
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ def test_irc_output_parsed_and_same_ends_is_502(aiida_profile, parse):
         ("irc_incomplete", 402),
         ("wrong_imaginary_count", 500),
         ("irc_unintended", 501),
-        ("irc_failed", 502),
+        ("irc_same_ends", 502),
         ("invalid_input", 303),
         ("error", 304),
     ],

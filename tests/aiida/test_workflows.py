@@ -74,7 +74,7 @@ def test_auto_route_falls_back_to_pysisyphus_in_provenance(aiida_profile, hip_co
     assert node.is_finished_ok, (node.exit_message, summary)
     assert summary["route"] == "pysisyphus" and summary["status"] == "success"
     assert summary["attempts"] == [
-        {"route": "sella", "status": "tsopt_not_converged"},
+        {"route": "sella", "status": "not_converged"},
         {"route": "pysisyphus", "status": "success"},
     ]
     called = node.base.links.get_outgoing(link_type=(LinkType.CALL_CALC, LinkType.CALL_WORK)).all()
@@ -83,6 +83,61 @@ def test_auto_route_falls_back_to_pysisyphus_in_provenance(aiida_profile, hip_co
     assert not labels["tsopt_sella"].is_finished_ok and labels["tsopt"].is_finished_ok
     reference = read(folder / "ts_reference.xyz").positions
     assert aligned_rmsd(results["ts"].get_ase().positions, reference) < 0.05
+
+
+def test_two_level_search_puts_both_levels_into_provenance(aiida_profile, hip_code, structure_of):
+    """HIP explores (path, TS pre-optimisation), xTB confirms (refined TS, its one xTB Hessian, ends and IRC):
+    both TSs and both levels are in provenance, the HIP stage linked before its refinement."""
+    from aiida.common.links import LinkType
+
+    folder = TEST_REACTIONS / "hcn_hnc"
+    overrides = {"route": "sella", "refine": "xtb"}
+    builder = TransitionStateWorkChain.get_builder_from_protocol(
+        hip_code, structure_of(folder / "reactant.xyz"), structure_of(folder / "product.xyz"), "fast", overrides
+    )
+    results, node = run_get_node(builder)
+    summary = results["output_parameters"].get_dict()
+    assert node.is_finished_ok, (node.exit_message, summary)
+    assert summary["refine"] == "xtb" and summary["irc_intended"]
+    assert summary["barrier_forward_ev"] == pytest.approx(3.18, abs=0.1)  # an xTB barrier: the xTB TS
+    assert "ts_hip" in results and "ts" in results and summary["hip_ts_rmsd_a"] is not None
+    called = node.base.links.get_outgoing(link_type=(LinkType.CALL_CALC, LinkType.CALL_WORK)).all()
+    labels = {link.link_label: link.node for link in called}
+    assert {"tsopt_sella", "tsopt_refine_sella", "irc_sella"} <= labels.keys()
+    assert labels["tsopt_sella"].ctime < labels["tsopt_refine_sella"].ctime
+    hip_level = labels["tsopt_sella"].inputs.tsopt.parameters.get_dict()
+    refine_level = labels["tsopt_refine_sella"].inputs.tsopt.parameters.get_dict()
+    assert hip_level["calculator"] == "hip" and refine_level == {"calculator": "xtb", "hessian": "predicted"}
+    assert labels["irc_sella"].inputs.parameters.get_dict() == {"calculator": "xtb", "hessian": "none"}
+    judge = next(n for n in labels["tsopt_refine_sella"].called if n.is_finished_ok)
+    assert judge.outputs.hessian.base.attributes.get("hessian_source") == "reference"
+    assert summary["reference_cost"]["hessians"] >= 1
+
+
+def test_outcome_is_the_same_at_every_level(aiida_profile, hip_code, structure_of):
+    """One outcome name and one exit code from the worker up: a Sella TS search stopped after one step is
+    ``not_converged`` in the worker's output, exit 401 on its CalcJob, 401 on ``hip.ts_search`` and
+    ``not_converged`` in ``reactions list``."""
+    from aiida_hip.common.exit_codes import OUTCOME_EXIT_CODES
+    from aiida_hip.common.types import Outcome
+    from aiida_hip.queries import reaction_rows
+
+    folder = TEST_REACTIONS / "hcn_hnc"
+    overrides = XTB | {"route": "sella", "tsopt": {"max_iterations": 1, "settings": {"sella": {"max_steps": 1}}}}
+    builder = TransitionStateWorkChain.get_builder_from_protocol(
+        hip_code, structure_of(folder / "reactant.xyz"), structure_of(folder / "product.xyz"), overrides=overrides
+    )
+    builder.metadata.label = "outcome_chain"
+    results, node = run_get_node(builder)
+    code = OUTCOME_EXIT_CODES[Outcome.NOT_CONVERGED]
+    tsopt = next(n for n in node.called_descendants if n.process_label == "HipTSOptCalculation")
+    assert tsopt.outputs.output_parameters["outcome"] == "not_converged"
+    assert tsopt.exit_status == code.status == 401
+    assert node.exit_status == code.status and node.exit_message.startswith("The optimisation did not converge")
+    assert results["output_parameters"]["status"] == "not_converged"
+    assert results["output_parameters"]["attempts"] == [{"route": "sella", "status": "not_converged"}]
+    row = next(r for r in reaction_rows() if r["pk"] == node.pk)
+    assert row["status"] == "not_converged"
 
 
 def _geometry_builder(code, structure, settings, hessian="reference"):

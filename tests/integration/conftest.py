@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from aiida_hip.cli.database import drop_postgres_database
+from aiida_hip.cli.setup import drop_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -85,7 +85,7 @@ def test_endpoint_verdicts():
     assert compare_endpoints(r, p, p, r).verdict == "intended"
     assert compare_endpoints(r, p, r, p).verdict == "intended"
     same = compare_endpoints(r, p, r, r)
-    assert same.verdict == "failed" and "same molecule" in same.message
+    assert same.verdict == "same_ends" and same.outcome == "irc_same_ends" and "same molecule" in same.message
     broken = r.copy()
     broken.positions[2] = [5.0, 5.0, 5.0]  # H leaves: neither reactant nor product
     other = compare_endpoints(r, p, broken, r)
@@ -100,4 +100,4 @@ def test_degenerate_rearrangement_is_told_apart_by_atom_mapping():
     p = Atoms("OHH", positions=[[0, 0, 0], [3.0, 0, 0], [0.96, 0, 0]])  # H2 bonded, H1 far
     assert same_molecule(r, p)
     assert compare_endpoints(r, p, p, r).verdict == "intended"
-    assert compare_endpoints(r, p, r, r).verdict == "failed"
+    assert compare_endpoints(r, p, r, r).verdict == "same_ends"

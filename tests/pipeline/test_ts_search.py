@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from aiida_hip.chem.geometry import aligned_rmsd
 from aiida_hip.chem.thermo import eyring_rate
 from aiida_hip.cli import main
-from aiida_hip.pipeline import STATUSES, Level, TSSearchSettings, read_reaction, ts_search
+from aiida_hip.common.types import AUTO_ORDER, Outcome, choices
+from aiida_hip.pipeline import Level, TSSearchSettings, read_reaction, ts_search
 
 REACTIONS = Path(__file__).resolve().parents[1] / "data" / "reactions"
 RESULT_KEYS = {
@@ -92,10 +93,11 @@ def test_cli_ts_search_with_the_shipped_model(tmp_path, monkeypatch):
     )
     assert list((tmp_path / "cwd").iterdir()) == []
     saved = json.loads((out / "result.json").read_text())
-    assert saved["status"] in STATUSES
+    assert saved["status"] in choices(Outcome)
     assert result.exit_code == (0 if saved["status"] == "success" else 1)
     assert "Traceback" not in result.output and saved["status"] in result.output
     assert saved["level"]["calculator"] == "hip" and saved["level"]["hessian"] == "predicted"
+    assert saved["refine_level"]["calculator"] == "xtb"  # the two-level search is the default
     assert saved["n_hessian_evaluations"] > 0
     if saved["ts_found"]:
         assert saved["n_imaginary"] == 1 and saved["imaginary_frequency_cm1"] < 0
@@ -148,24 +150,55 @@ def test_hip_optimize_and_freq_of_a_minimum(tmp_path):
 def test_auto_falls_back_to_pysisyphus_when_sella_fails(tmp_path, monkeypatch):
     """Make the Sella route's path stage fail: ``auto`` must still find the TS on the pysisyphus route and
     report both attempts, in the order of ``AUTO_ORDER``."""
-    import importlib
+    from aiida_hip.pipeline import routes
+    from aiida_hip.pipeline.path import PathResult
 
-    from aiida_hip.pipeline.gsm import GSMResult
-
-    module = importlib.import_module("aiida_hip.pipeline.ts_search")  # the package exports a function of that name
-
-    assert module.AUTO_ORDER == ("sella", "pysisyphus")
-    monkeypatch.setattr(module, "geodesic_guess", lambda *args, **kwargs: GSMResult(False, False, False, 0, "failed"))
+    assert AUTO_ORDER == ("sella", "pysisyphus")
+    monkeypatch.setattr(routes, "geodesic_guess", lambda *args, **kwargs: PathResult(False, False, False, 0, "failed"))
     folder = REACTIONS / "ch3nc_ch3cn"  # not HCN -> HNC: the pysisyphus route's unconverged CI-NEB path there
     # leads RS-P-RFO to the right TS or to a 11 eV one depending on the last digits of the ends
     r, p = read_reaction(folder / "reactant.xyz", folder / "product.xyz")
     result = ts_search(r, p, tmp_path, Level(calculator="xtb", hessian="reference"), TSSearchSettings(route="auto"))
     assert result.status == "success" and result.route == "pysisyphus"
     assert result.stages["attempts"] == [
-        {"route": "sella", "status": "gsm_failed"},
+        {"route": "sella", "status": "path_failed"},
         {"route": "pysisyphus", "status": "success"},
     ]
     assert aligned_rmsd(result.ts.positions, read(folder / "ts_reference.xyz").positions) < 0.05
+
+
+def test_two_level_search_ends_at_the_reference_ts(tmp_path):
+    """HIP explores, xTB confirms: the refined TS is the xTB reference TS, and the only xTB Hessian of the
+    whole search (no thermochemistry here) is the one that judges it."""
+    folder = REACTIONS / "ch3nc_ch3cn"
+    r, p = read_reaction(folder / "reactant.xyz", folder / "product.xyz")
+    settings = TSSearchSettings(route="sella", refine="xtb", temperature=None)
+    result = ts_search(r, p, tmp_path, Level(), settings)
+    assert result.status == "success", result.message
+    assert aligned_rmsd(result.ts.positions, read(folder / "ts_reference.xyz").positions) < 0.05
+    assert result.reference_cost["hessians"] == 1 and result.reference_cost["gradients"] > 0
+    assert result.stages["freq_sella"]["hessian_source"] == "reference"
+    feed = result.stages["tsopt_sella"]["hessian_feed"]
+    assert feed["approximate"] and feed["n_hessians"] >= 1  # HIP Hessians, conditioned, on the xTB surface
+    assert (tmp_path / "ts_hip.xyz").is_file() and result.hip_ts_rmsd_a is not None
+    assert result.refine_level["calculator"] == "xtb" and result.level["calculator"] == "hip"
+
+
+def test_refine_bad_input_is_a_clear_error(tmp_path, monkeypatch):
+    """An unknown refinement level, and DFT without PySCF: a message and exit status 2, no traceback."""
+    import importlib.util
+
+    folder = REACTIONS / "hcn_hnc"
+    args = ["ts-search", str(folder / "reactant.xyz"), str(folder / "product.xyz"), "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(main, [*args, "--refine", "mp2"])
+    assert result.exit_code == 2 and "mp2" in result.output and "Traceback" not in result.output
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyscf" else real(name, *a))
+    result = CliRunner().invoke(main, [*args, "--refine", "dft"])
+    assert result.exit_code == 2 and "PySCF" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o" / "result.json").exists()  # refused before any work
+    with pytest.raises(ValueError, match="refine must be one of"):
+        TSSearchSettings(refine="mp2")
 
 
 def test_invalid_route_is_a_clear_error():

@@ -10,8 +10,9 @@ import torch
 from ase.build import molecule
 
 from aiida_hip.hip import load_model
-from aiida_hip.worker import EXIT_OK, read_results, run_worker, write_input
+from aiida_hip.worker import EXIT_OK, read_results, write_input
 from aiida_hip.worker.io import WorkerInputError, atoms_to_dict, read_input
+from aiida_hip.worker.main import run_worker
 from aiida_hip.worker.parallel import PREDICT, ModelClient, ServerStats, serve
 
 MOLECULES = ("H2O", "CH3OH", "CH3CH2OH", "HCOOH")

@@ -12,8 +12,9 @@ import pytest
 from ase.build import molecule
 
 from aiida_hip.hip.checkpoints import DEFAULT_CHECKPOINT, sha256
-from aiida_hip.worker import EXIT_INVALID_INPUT, EXIT_OK, read_results, run_worker, write_input
+from aiida_hip.worker import EXIT_INVALID_INPUT, EXIT_OK, read_results, write_input
 from aiida_hip.worker.io import atoms_to_dict
+from aiida_hip.worker.main import run_worker
 
 WORKER = Path(sys.executable).with_name("aiida-hip-worker")
 
@@ -51,7 +52,7 @@ def test_many_reactions_one_bad_the_others_still_run(tmp_path):
     results, _ = read_results(tmp_path)
     outcomes = {e["name"]: e["outcome"] for e in results["reactions"]}
     assert outcomes["sulfur"] == "invalid_input"
-    assert outcomes["w1"] in ("ok", "wrong_imaginary_count") and outcomes["w2"] == outcomes["w1"]
+    assert outcomes["w1"] in ("success", "wrong_imaginary_count") and outcomes["w2"] == outcomes["w1"]
     assert "[16]" in results["reactions"][1]["message"]
 
 
@@ -63,7 +64,7 @@ def test_opt_with_xtb(tmp_path):
     assert run_worker(tmp_path / "in.json") == EXIT_OK
     results, arrays = read_results(tmp_path)
     entry = results["reactions"][0]
-    assert entry["outcome"] == "ok" and entry["summary"]["same_molecule"]
+    assert entry["outcome"] == "success" and entry["summary"]["same_molecule"]
     assert results["model"] is None  # xTB only: no model was loaded
     assert np.all(arrays[entry["arrays"]["frequencies"]] > 1000)
 
@@ -153,7 +154,7 @@ def test_whole_search_for_a_real_reaction(tmp_path):
     assert run_worker(tmp_path / "in.json") == EXIT_OK
     results, _ = read_results(tmp_path)
     entry = results["reactions"][0]
-    assert entry["outcome"] == "ok", entry["message"]
+    assert entry["outcome"] == "success", entry["message"]
     assert entry["summary"]["irc_intended"] and entry["summary"]["n_imaginary"] == 1
     ts = np.array(entry["structures"]["ts"]["positions"])
     assert aligned_rmsd(ts, read(data / "ts_reference.xyz").positions) < 0.05

@@ -8,6 +8,7 @@ as a climbing-image NEB instead (``method='auto'``).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from math import modf
@@ -16,15 +17,18 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.io import write
+from geodesic_interpolate.geodesic import Geodesic
+from geodesic_interpolate.interpolation import redistribute
 
-from ..chem.geometry import kabsch_align
+from ..chem.geometry import kabsch_align, min_distance
 from ..chem.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
+from ..common.types import Outcome
 from .calculators import Evaluator, pysis_calculator
 from .common import quiet_pysisyphus, stage_folder, stopped, to_atoms, to_geometry
 
 
 @dataclass(frozen=True)
-class GSMSettings:
+class PathSettings:
     """ReactBench used 9 nodes and at most 50 cycles; the climbing image sharpens the TS guess."""
 
     max_nodes: int = 9
@@ -44,7 +48,7 @@ class GSMSettings:
 
 
 @dataclass
-class GSMResult:
+class PathResult:
     """Result of the path stage, whichever method made the path."""
 
     success: bool
@@ -64,6 +68,10 @@ class GSMResult:
     method: str = "gsm"
     path_file: Path | None = None
 
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome.SUCCESS if self.success else Outcome.PATH_FAILED
+
     def summary(self) -> dict:
         return {
             "method": self.method,
@@ -80,7 +88,7 @@ class GSMResult:
 
 def failed_path(message: str, t0: float, method: str = "gsm", fully_grown: bool = False, n_cycles: int = 0):
     """A path stage that produced no TS guess."""
-    return GSMResult(
+    return PathResult(
         False, False, fully_grown, int(n_cycles), message, wall_time_s=time.perf_counter() - t0, method=method
     )
 
@@ -94,8 +102,8 @@ def path_curvature(energies: np.ndarray, coords: np.ndarray, index: int) -> floa
 
 
 def run_gsm(
-    reactant: Atoms, product: Atoms, evaluator: Evaluator, settings: GSMSettings, workdir: str | Path
-) -> GSMResult:
+    reactant: Atoms, product: Atoms, evaluator: Evaluator, settings: PathSettings, workdir: str | Path
+) -> PathResult:
     """Grow and optimise the string; the TS guess is the splined highest-energy image."""
     quiet_pysisyphus()
     from pysisyphus.cos.GrowingString import GrowingString
@@ -130,7 +138,7 @@ def run_gsm(
         except Exception as exc:  # pysisyphus raises bare Exceptions on string breakdown
             return failed_path(stopped("growing string failed", exc), t0, n_cycles=opt.cur_cycle)
         if not string.fully_grown:
-            return GSMResult(
+            return PathResult(
                 False,
                 bool(opt.is_converged),
                 False,
@@ -163,19 +171,12 @@ def _splined_guess(string, energies: np.ndarray, hei: int) -> tuple[np.ndarray, 
 
 def straight_line_min_distance(reactant: Atoms, product: Atoms, n: int = 21) -> float:
     """Shortest interatomic distance (A) along the straight Cartesian line between aligned endpoints."""
-    from ..chem.geometry import min_distance
-
     aligned = kabsch_align(product.positions, reactant.positions, reactant.get_masses())
     return min(min_distance((1 - x) * reactant.positions + x * aligned) for x in np.linspace(0.0, 1.0, n))
 
 
 def geodesic_images(reactant: Atoms, product: Atoms, n_images: int, seed: int = 0) -> list[Atoms]:
     """Geodesic interpolation (Zhu et al. 2019): smooth in scaled interatomic distances, no collisions."""
-    import logging
-
-    from geodesic_interpolate.geodesic import Geodesic
-    from geodesic_interpolate.interpolation import redistribute
-
     symbols = reactant.get_chemical_symbols()
     aligned = kabsch_align(product.positions, reactant.positions, reactant.get_masses())
     state = np.random.get_state()
@@ -193,8 +194,8 @@ def geodesic_images(reactant: Atoms, product: Atoms, n_images: int, seed: int = 
 
 
 def run_geodesic_neb(
-    reactant: Atoms, product: Atoms, evaluator: Evaluator, settings: GSMSettings, workdir: str | Path
-) -> GSMResult:
+    reactant: Atoms, product: Atoms, evaluator: Evaluator, settings: PathSettings, workdir: str | Path
+) -> PathResult:
     """Geodesic path relaxed as a climbing-image NEB (pysisyphus, Cartesian) -> HEI guess + tangent."""
     quiet_pysisyphus()
     from pysisyphus.cos.NEB import NEB
@@ -243,11 +244,11 @@ NEB_WORSE_EV = 0.5
 
 def _guess_from_images(
     images: list[Atoms], energies: np.ndarray, folder: Path, t0: float, why: str, n_cycles: int = 0
-) -> GSMResult:
+) -> PathResult:
     """The TS guess from a path that was not relaxed: its highest interior image, the tangent from the
     images beside it, the curvature from the three energies (what Sella's route starts from)."""
     hei = int(np.argmax(energies))
-    result = GSMResult(False, False, True, int(n_cycles), "", energies=energies.tolist(), method="geodesic")
+    result = PathResult(False, False, True, int(n_cycles), "", energies=energies.tolist(), method="geodesic")
     result.path, result.path_file = images, folder / "geodesic_path.xyz"
     result.wall_time_s = time.perf_counter() - t0
     if hei in (0, len(energies) - 1):
@@ -265,11 +266,11 @@ def _guess_from_images(
     return result
 
 
-def _guess_from_chain(chain, opt, folder: Path, t0: float, method: str, settings: GSMSettings) -> GSMResult:
+def _guess_from_chain(chain, opt, folder: Path, t0: float, method: str, settings: PathSettings) -> PathResult:
     energies = np.array(chain.energy, dtype=np.float64) * HARTREE_TO_EV
     path = [to_atoms(img.atoms, img.cart_coords) for img in chain.images]
     write(folder / "path.xyz", path)
-    result = GSMResult(
+    result = PathResult(
         False,
         bool(opt.is_converged),
         True,
@@ -298,8 +299,8 @@ def _guess_from_chain(chain, opt, folder: Path, t0: float, method: str, settings
 
 
 def run_path(
-    reactant: Atoms, product: Atoms, evaluator: Evaluator, settings: GSMSettings, workdir: str | Path
-) -> GSMResult:
+    reactant: Atoms, product: Atoms, evaluator: Evaluator, settings: PathSettings, workdir: str | Path
+) -> PathResult:
     """The path stage: GSM, geodesic CI-NEB, or ``auto`` (GSM unless its start collides or it fails)."""
     if settings.method not in ("gsm", "geodesic", "auto"):
         raise ValueError(f"path method must be gsm, geodesic or auto, got {settings.method!r}")
