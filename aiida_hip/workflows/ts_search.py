@@ -140,6 +140,28 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
             help="Temperature (K) of the thermochemistry and Eyring rates of a verified TS.",
         )
         spec.input("run_irc", valid_type=orm.Bool, default=lambda: orm.Bool(True))
+        cls._define_stage_inputs(spec)
+        spec.inputs.validator = cls.validate_inputs
+        spec.outline(
+            cls.setup,
+            if_(cls.should_optimize_endpoints)(cls.run_endpoints, cls.inspect_endpoints),
+            while_(cls.next_route)(
+                cls.run_path,
+                cls.inspect_path,
+                if_(cls.route_alive)(cls.run_tsopt, cls.inspect_tsopt),
+                if_(cls.should_refine)(cls.run_refine, cls.inspect_refine),
+                if_(cls.should_run_irc)(cls.run_irc, cls.inspect_irc),
+            ),
+            if_(cls.should_run_dft)(cls.run_dft, cls.inspect_dft),
+            cls.results,
+        )
+        cls._define_outputs(spec)
+        spec.default_output_node = "output_parameters"
+        exit_codes.declare(spec, OUTCOME_EXIT_CODES.values())
+
+    @classmethod
+    def _define_stage_inputs(cls, spec) -> None:
+        """Each stage's CalcJob (or restart work chain) inputs, exposed in its own namespace."""
         spec.expose_inputs(
             HipOptCalculation,
             namespace="opt",
@@ -166,20 +188,9 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
             exclude=("structure",),
             namespace_options={"required": False, "populate_defaults": False},
         )
-        spec.inputs.validator = cls.validate_inputs
-        spec.outline(
-            cls.setup,
-            if_(cls.should_optimize_endpoints)(cls.run_endpoints, cls.inspect_endpoints),
-            while_(cls.next_route)(
-                cls.run_path,
-                cls.inspect_path,
-                if_(cls.route_alive)(cls.run_tsopt, cls.inspect_tsopt),
-                if_(cls.should_refine)(cls.run_refine, cls.inspect_refine),
-                if_(cls.should_run_irc)(cls.run_irc, cls.inspect_irc),
-            ),
-            if_(cls.should_run_dft)(cls.run_dft, cls.inspect_dft),
-            cls.results,
-        )
+
+    @classmethod
+    def _define_outputs(cls, spec) -> None:
         spec.output(
             "output_parameters", valid_type=orm.Dict, help="Status, barriers, imaginary frequency, IRC verdict."
         )
@@ -201,8 +212,6 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
             required=False,
             help="RRHO/quasi-RRHO G, H, S, ZPE of reactant, TS, product; Gibbs barriers; Eyring rates (1/s).",
         )
-        spec.default_output_node = "output_parameters"
-        exit_codes.declare(spec, OUTCOME_EXIT_CODES.values())
 
     @classmethod
     def validate_inputs(cls, value, _) -> str | None:

@@ -86,7 +86,7 @@ def test_readme_exit_code_table_is_the_table():
 def test_auto_is_a_list_of_single_routes():
     assert Route.AUTO.attempts == AUTO_ORDER == (Route.SELLA, Route.PYSISYPHUS)
     assert Route.SELLA.attempts == (Route.SELLA,)
-    assert choices(Calculator) == ["hip", "xtb"]
+    assert choices(Calculator) == ["hip", "xtb", "dft"] and not Calculator.HIP.is_reference
     assert [m for m in HessianMode if m.uses_model] == [
         HessianMode.PREDICTED,
         HessianMode.AUTOGRAD,
