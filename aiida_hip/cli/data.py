@@ -73,13 +73,29 @@ def card_cmd(path: Path) -> None:
     click.echo(dataset_card(path))
 
 
+def _split(data_path: Path, split: str):
+    """The geometries of ``split`` from an HDF5 file or a hash-checked shard folder."""
+    from ..dataset.shards import load_shards  # torch (through the model's data module): not for --help
+    from ..hip.data import load_samples
+
+    if data_path.is_dir():
+        return load_shards(data_path, split)
+    return load_samples(data_path, split)
+
+
 @click.command()
-@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="An HDF5 dataset, or the committed shard folder (data/campaign/shards: hashes checked first).",
+)
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option(
     "--stage", type=click.Choice(["energy_forces", "hessian", "end_to_end", "all"]), default="all", show_default=True
 )
-@click.option("--epochs", type=int, default=50, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--patience", type=int, default=8, show_default=True)
@@ -91,12 +107,12 @@ def train(data_path, workdir, stage, epochs, batch_size, lr, patience, max_minut
     import torch
 
     from ..hip import HIPConfig, HIPModel, load_model
-    from ..hip.data import DatasetError, load_samples
+    from ..hip.data import DatasetError
     from ..hip.train import TrainSettings, average_neighbours
     from ..hip.train import train as run
 
     try:
-        train_set, val_set = load_samples(data_path, "train"), load_samples(data_path, "val")
+        train_set, val_set = _split(data_path, "train"), _split(data_path, "val")
     except DatasetError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{len(train_set)} training and {len(val_set)} validation geometries")
