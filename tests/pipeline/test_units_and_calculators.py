@@ -34,12 +34,12 @@ def test_presets_are_table_13():
 
 def test_level_validation():
     with pytest.raises(LevelError, match="calculator"):
-        Level(calculator="dft")
+        Level(calculator="mp2")
     with pytest.raises(LevelError, match="hessian"):
         Level(hessian="exact")
     assert Level(calculator="xtb", hessian="none").exact_hessian == "reference"
-    with pytest.raises(LevelError, match="neutral"):
-        Evaluator(Level(charge=1))
+    with pytest.raises(LevelError, match="neutral"):  # refused when the level is made, before any model loads
+        Level(charge=1)
 
 
 def test_pysisyphus_boundary_is_hartree_bohr(evaluator):

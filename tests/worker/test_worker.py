@@ -81,7 +81,7 @@ def test_opt_with_xtb(tmp_path):
                 {
                     "schema": "aiida-hip-worker/1",
                     "stage": "freq",
-                    "level": {"calculator": "dft"},
+                    "level": {"calculator": "mp2"},
                     "reactions": [{"structures": {}}],
                 }
             ),
