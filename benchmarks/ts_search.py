@@ -140,7 +140,7 @@ def configuration(spec: str, route: str, checkpoint: str | None):
         if option == "raw":
             tsopt = replace(tsopt, conditioning=ConditioningSettings(mode="off"), guard=False)
         else:
-            tsopt = replace(tsopt, hessian_recalc=int(option))
+            tsopt = replace(tsopt, hessian_recalc=int(option), approximate_recalc=int(option))
     return level, replace(settings, tsopt=tsopt)
 
 

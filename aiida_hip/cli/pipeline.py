@@ -151,9 +151,9 @@ def default_hessian(calculator: str, hessian: str | None) -> str:
 @click.option(
     "--hessian-recalc",
     type=click.IntRange(min=0),
-    default=1,
-    show_default=True,
-    help="Fresh Hessian every k TS steps (0: at the start only, then the optimiser's own estimate).",
+    default=None,
+    help="Fresh Hessian every k TS steps (0: at the start only, then the optimiser's own estimate). Default: "
+    "every step for exact Hessians, at the start only for approximate ones (HIP predicted on another surface).",
 )
 @REFINE_OPTION
 @click.option(
@@ -203,7 +203,9 @@ def ts_search_cmd(
     settings = TSSearchSettings.with_convergence(
         convergence, run_irc=not no_irc, route=route, temperature=temperature, refine=refine
     )
-    tsopt = replace(settings.tsopt, max_cycles=max_tsopt_steps, hessian_recalc=hessian_recalc, guard=not no_guard)
+    tsopt = replace(settings.tsopt, max_cycles=max_tsopt_steps, guard=not no_guard)
+    if hessian_recalc is not None:  # one k for exact and approximate Hessians alike
+        tsopt = replace(tsopt, hessian_recalc=hessian_recalc, approximate_recalc=hessian_recalc)
     settings = replace(settings, tsopt=tsopt)
     if settings.two_level(level):
         _refinement_evaluator(level, refine)

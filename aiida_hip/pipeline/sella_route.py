@@ -94,7 +94,7 @@ def run_sella_tsopt(
     folder = Path(workdir).resolve()  # the stage chdirs into it
     atoms = guess.copy()
     atoms.calc = ase_calculator(evaluator)
-    feed = HessianFeed(evaluator, "ts", settings.hessian_policy())
+    feed = HessianFeed(evaluator, "ts", settings.hessian_policy(not evaluator.level.hessian_is_exact))
     kwargs = {}
     if evaluator.level.hessian != HessianMode.NONE and not feed.approximate:
         kwargs = _exact_hessian_kwargs(feed, settings.hessian_recalc)
@@ -111,7 +111,7 @@ def run_sella_tsopt(
             **kwargs,
         )
         if evaluator.level.hessian != HessianMode.NONE and feed.approximate:
-            _precondition_with(opt, feed, settings.hessian_recalc)
+            _precondition_with(opt, feed, settings.approximate_recalc)
         try:
             converged = bool(opt.run(fmax=_fmax(settings.convergence), steps=sella.max_steps))
         except Exception as exc:

@@ -32,20 +32,26 @@ from .hessian_feed import HessianFeed, HessianPolicy
 
 @dataclass(frozen=True)
 class TSOptSettings:
-    """``hessian_recalc`` = k: a fresh Hessian every k steps, quasi-Newton updates between (k = 1 in the
-    seed); 0: at the start only. Approximate Hessians are conditioned (``conditioning``) and guarded
-    (``guard``): :mod:`.hessian_feed`."""
+    """``hessian_recalc`` = k: a fresh exact Hessian every k steps, quasi-Newton updates between (k = 1 in
+    the seed); 0: at the start only. ``approximate_recalc``: the same for approximate Hessians (HIP predicted,
+    model finite differences, or a model Hessian on another surface), which are conditioned
+    (``conditioning``) and guarded (``guard``), :mod:`.hessian_feed`; its default, at the start only, is
+    the measured choice (README, "Hessian policies")."""
 
     convergence: str = "normal"
     max_cycles: int = 100
     hessian_recalc: int = 1
+    approximate_recalc: int = 0
     trust_radius: float = 0.3
     trust_max: float = 0.5
     conditioning: ConditioningSettings = field(default_factory=ConditioningSettings)
     guard: bool = True
 
-    def hessian_policy(self) -> HessianPolicy:
-        return HessianPolicy(refresh=self.hessian_recalc, conditioning=self.conditioning, guard=self.guard)
+    def refresh(self, approximate: bool) -> int:
+        return self.approximate_recalc if approximate else self.hessian_recalc
+
+    def hessian_policy(self, approximate: bool = False) -> HessianPolicy:
+        return HessianPolicy(refresh=self.refresh(approximate), conditioning=self.conditioning, guard=self.guard)
 
 
 @dataclass
@@ -141,7 +147,8 @@ def run_tsopt(
     t0 = time.perf_counter()
     thresh = get_convergence(settings.convergence).pysisyphus
     hessians_before = evaluator.counters.hessians
-    feed = HessianFeed(evaluator, "ts", settings.hessian_policy(), tangent=tangent)
+    approximate = not evaluator.level.hessian_is_exact
+    feed = HessianFeed(evaluator, "ts", settings.hessian_policy(approximate), tangent=tangent)
     with stage_folder(workdir) as folder:
         calc = pysis_calculator(evaluator, feed=feed)
         geom = to_geometry(guess, calc)
@@ -156,7 +163,7 @@ def run_tsopt(
             kwargs["hessian_recalc"] = None
         else:
             kwargs["hessian_init"] = "calc"
-            kwargs["hessian_recalc"] = settings.hessian_recalc or None  # 0: the start Hessian, Bofill after
+            kwargs["hessian_recalc"] = settings.refresh(approximate) or None  # 0: the start Hessian, Bofill after
         opt = _optimizer_class()(
             geom,
             tangent=tangent,
