@@ -420,6 +420,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="run nothing: summarise the searches an earlier (interrupted) run finished in --workdir",
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the searches an earlier run finished in --workdir, run only the others",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
 
@@ -459,6 +464,10 @@ def main(argv: list[str] | None = None) -> None:
         rows = [row for row in map(collected_row, jobs) if row is not None]
         args.merge.append(None)
         jobs = []
+    elif args.resume:  # what finished is reused, the rest runs
+        done = {id(job): collected_row(job) for job in jobs}
+        rows = [row for row in done.values() if row is not None]
+        jobs = [job for job in jobs if done[id(job)] is None]
     context = multiprocessing.get_context("spawn")  # tblite + fork can hang
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
         futures = [pool.submit(run_one, job) for job in jobs]

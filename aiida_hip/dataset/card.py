@@ -13,9 +13,8 @@ SYMBOLS = {1: "H", 6: "C", 7: "N", 8: "O"}
 REGENERATE = "aiida-hip data generate --output data/hip_xtb.h5 --workers 2"
 
 
-def summarise(path: str | Path) -> dict:
-    import h5py
-
+def summarise(path: str | Path | list) -> dict:
+    """Counts over one dataset file, or over several (the committed shards) as one data set."""
     stats = {
         "reactions": collections.Counter(),
         "geometries": collections.Counter(),
@@ -27,36 +26,47 @@ def summarise(path: str | Path) -> dict:
         "xtb_version": set(),
         "moves": collections.Counter(),
     }
-    with h5py.File(path, "r") as h5:
-        settings = h5.attrs.get("settings", "{}")
-        for g in h5["reactions"].values():
-            if g.attrs["status"] != "ok":
-                reason = re.sub(r"[0-9.]+ eV", "X eV", str(g.attrs.get("reason", "")).split(":")[0])
-                stats["skip_reasons"][reason[:70]] += 1
-                continue
-            split = g.attrs["split"]
-            n = int(g["energy"].shape[0])
-            numbers = g["numbers"][()]
-            stats["reactions"][split] += 1
-            stats["geometries"][split] += n
-            stats["moves"][g.attrs["move"]] += 1
-            for k in g["kind"][()]:
-                stats["kinds"][k.decode()] += 1
-            for z in numbers:
-                stats["elements"][SYMBOLS.get(int(z), str(z))] += n
-            stats["sizes"].append(len(numbers))
-            stats["barriers"].append(float(g.attrs["barrier_ev"]))
-            stats["xtb_version"].add(str(g.attrs["xtb_version"]))
+    settings = "{}"
+    for g, file_settings in _groups(path):
+        settings = file_settings  # every file of one data set carries the same generator settings
+        if g.attrs["status"] != "ok":
+            reason = re.sub(r"[0-9.]+ eV", "X eV", str(g.attrs.get("reason", "")).split(":")[0])
+            stats["skip_reasons"][reason[:70]] += 1
+            continue
+        split = g.attrs["split"]
+        n = int(g["energy"].shape[0])
+        numbers = g["numbers"][()]
+        stats["reactions"][split] += 1
+        stats["geometries"][split] += n
+        stats["moves"][g.attrs["move"]] += 1
+        for k in g["kind"][()]:
+            stats["kinds"][k.decode()] += 1
+        for z in numbers:
+            stats["elements"][SYMBOLS.get(int(z), str(z))] += n
+        stats["sizes"].append(len(numbers))
+        stats["barriers"].append(float(g.attrs["barrier_ev"]))
+        stats["xtb_version"].add(str(g.attrs["xtb_version"]))
     stats["settings"] = json.loads(settings)
     return stats
 
 
-def dataset_card(path: str | Path) -> str:
+def _groups(paths):
+    """(reaction group, the file's settings JSON) over one file or several."""
+    import h5py
+
+    for path in paths if isinstance(paths, list) else [paths]:
+        with h5py.File(path, "r") as h5:
+            settings = h5.attrs.get("settings", "{}")
+            for g in h5["reactions"].values():
+                yield g, settings
+
+
+def dataset_card(path: str | Path | list, title: str | None = None, notes: tuple[str, ...] = ()) -> str:
     s = summarise(path)
     sizes, barriers = np.array(s["sizes"] or [0]), np.array(s["barriers"] or [0.0])
     total_r, total_g = sum(s["reactions"].values()), sum(s["geometries"].values())
     lines = [
-        f"# Dataset card: `{Path(path).name}`",
+        title or f"# Dataset card: `{Path(path).name}`",
         "",
         "Level of theory: GFN2-xTB (" + ", ".join(sorted(s["xtb_version"])) + "); energies eV, forces eV/A, "
         "Hessians eV/A^2 by central differences of analytic gradients (step in the settings below).",
@@ -80,6 +90,7 @@ def dataset_card(path: str | Path) -> str:
         f"Regenerate (resumable): `{REGENERATE}`",
         "",
         "Settings: `" + json.dumps(s["settings"]) + "`",
+        *notes,
     ]
     return "\n".join(lines) + "\n"
 

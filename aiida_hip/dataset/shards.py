@@ -140,3 +140,24 @@ def summary(root: Path) -> dict:
         "geometries": sum(s["geometries"] for s in shards),
         "bytes": sum((Path(root) / s["file"]).stat().st_size for s in shards if (Path(root) / s["file"]).is_file()),
     }
+
+
+def write_card(root: Path) -> Path:
+    """``CARD.md`` beside the manifest: what the shards hold and the SHA-256 that identifies the data set."""
+    from .card import dataset_card  # the card reads the shards with h5py
+
+    root = Path(root)
+    manifest = verify(root)
+    files = [root / s["file"] for s in manifest["shards"]]
+    notes = (
+        "",
+        f"Shards: {len(files)} in `{root}` (each listed with its SHA-256 in `{MANIFEST}`, checked on every load); "
+        f"data set SHA-256 (of the ordered shard hashes): `{data_hash(manifest)}`; generator version "
+        f"{manifest.get('generator_version')}.",
+        "Packed: positions and forces float32, Hessians as float16 upper triangles (relative error <= 4.9e-4, far "
+        "below the finite-difference noise). The campaign adds shards (`bash scripts/train_campaign.sh --minutes N`); "
+        "regeneration is deterministic per reaction (seeded by its id), so the same generator gives the same shards.",
+    )
+    path = root / "CARD.md"
+    path.write_text(dataset_card(files, title="# Dataset card: the committed campaign shards", notes=notes))
+    return path

@@ -116,3 +116,12 @@ def test_empty_campaign_has_an_empty_manifest(tmp_path):
     manifest = verify(tmp_path / "nothing")
     assert manifest["shards"] == [] and load_shards(tmp_path / "nothing") == []
     assert summary(tmp_path / "nothing")["reactions_ok"] == 0
+
+
+def test_card_describes_the_shards_and_their_hash(shards):
+    from aiida_hip.dataset.shards import data_hash, read_manifest, write_card
+
+    root = shards[0]
+    text = write_card(root).read_text()
+    assert data_hash(read_manifest(root)) in text
+    assert "reactions kept:" in text and "reactions skipped: 1" in text
