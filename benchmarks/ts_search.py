@@ -134,7 +134,7 @@ def configuration(spec: str, route: str, checkpoint: str | None):
     level = Level(calculator=calculator, hessian=hessian, checkpoint=checkpoint)
     settings = TSSearchSettings(
         route=route, temperature=None, refine=refine or "none", guess_level=guess or "hip"
-    )  # the search only
+    )  # ">xtb" keeps meaning the HIP guess, whatever the product's default  # the search only
     tsopt = settings.tsopt
     for option in options:
         if option == "raw":

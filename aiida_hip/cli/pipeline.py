@@ -157,6 +157,14 @@ def default_hessian(calculator: str, hessian: str | None) -> str:
 )
 @REFINE_OPTION
 @click.option(
+    "--guess",
+    type=click.Choice(["reference", "hip"]),
+    default="reference",
+    show_default=True,
+    help="Two-level search: the path and TS guess from single points at the refinement level, or from the HIP "
+    "surface with a TS pre-optimisation there.",
+)
+@click.option(
     "--no-guard",
     is_flag=True,
     help="Give approximate Hessians to the TS optimiser even when they disagree with the surface.",
@@ -183,6 +191,7 @@ def ts_search_cmd(
     max_tsopt_steps,
     hessian_recalc,
     refine,
+    guess,
     no_guard,
     temperature,
 ) -> None:
@@ -201,7 +210,7 @@ def ts_search_cmd(
     level = _level(calculator, default_hessian(calculator, hessian), checkpoint, charge)
     evaluator = _evaluator(level)
     settings = TSSearchSettings.with_convergence(
-        convergence, run_irc=not no_irc, route=route, temperature=temperature, refine=refine
+        convergence, run_irc=not no_irc, route=route, temperature=temperature, refine=refine, guess_level=guess
     )
     tsopt = replace(settings.tsopt, max_cycles=max_tsopt_steps, guard=not no_guard)
     if hessian_recalc is not None:  # one k for exact and approximate Hessians alike

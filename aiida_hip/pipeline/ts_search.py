@@ -61,9 +61,10 @@ class TSSearchSettings:
     #: reference surface (HIP Hessians, conditioned and guarded), judges it with one reference Hessian and
     #: follows the IRC and minimises the ends there; ``None``: the search stays at the level
     refine: str | None = None
-    #: where the two-level search takes its path and TS guess: ``hip`` (the model's surface, then a loose
-    #: TS pre-optimisation there) or ``reference`` (single points of the path at the reference level)
-    guess_level: str = "hip"
+    #: where the two-level search takes its path and TS guess: ``reference`` (single points of the path at the
+    #: reference level; measured better, README "Hessian policies") or ``hip`` (the model's surface, then a
+    #: loose TS pre-optimisation there)
+    guess_level: str = "reference"
     #: the TS pre-optimisation on the HIP surface before the refinement
     pre_opt: TSOptSettings = field(default_factory=lambda: TSOptSettings(convergence="loose", max_cycles=60))
 

@@ -67,6 +67,7 @@ def packed_settings(inputs: dict) -> dict:
         "optimize_endpoints": inputs["optimize_endpoints"].value if "optimize_endpoints" in inputs else True,
         "run_irc": inputs["run_irc"].value if "run_irc" in inputs else True,
         "refine": inputs["refine"].value if "refine" in inputs else "none",
+        "guess_level": inputs["guess"].value if "guess" in inputs else "reference",
     }
     for key, source in (
         ("endpoint_opt", opt.get("opt")),

@@ -34,7 +34,7 @@ from .base import HipTSOptBaseWorkChain
 from .functions import reaction_thermochemistry
 from .protocols import available_protocols, get_protocol_inputs
 from .resume import SubmitOnceMixin
-from .two_level import PRE_OPT_SETTINGS, TwoLevelMixin, validate_refine
+from .two_level import PRE_OPT_SETTINGS, TwoLevelMixin, validate_guess, validate_refine
 
 WORKER_FAILURE_STATUSES = {code.status for code in exit_codes.WORKER_FAILURES}
 
@@ -130,6 +130,14 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
             help="Two-level search with a HIP level: xtb or dft refines the HIP TS on that surface with HIP "
             "Hessians, judges it with one reference Hessian, minimises the ends and follows the IRC there; "
             "none keeps the whole search at the given level.",
+        )
+        spec.input(
+            "guess",
+            valid_type=orm.Str,
+            default=lambda: orm.Str("reference"),
+            validator=validate_guess,
+            help="Two-level search: where the path and TS guess come from: reference (single points at the "
+            "refinement level) or hip (the HIP surface and a TS pre-optimisation there, then a refinement).",
         )
         spec.input("optimize_endpoints", valid_type=orm.Bool, default=lambda: orm.Bool(True))
         spec.input(
@@ -261,6 +269,7 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
         builder.reactant, builder.product = reactant, product
         builder.route = orm.Str(inputs["route"])
         builder.refine = orm.Str(inputs.get("refine", "none"))
+        builder.guess = orm.Str(inputs.get("guess", "reference"))
         builder.optimize_endpoints = orm.Bool(inputs["optimize_endpoints"])
         builder.run_irc = orm.Bool(inputs["run_irc"])
         builder.run_dft = orm.Bool(inputs["run_dft"])
@@ -318,7 +327,7 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
         calcs = {}
         for role in ("reactant", "product"):
             inputs = self._stage_inputs(HipOptCalculation, "opt", f"opt_{role}")
-            inputs.parameters = self._parameters("refine", inputs.get("parameters"))
+            inputs = self._level_inputs(inputs, "refine")
             inputs.structure = self.inputs[role]
             calcs[f"opt_{role}"] = self.submit(HipOptCalculation, **inputs)
         self.report(f"minimising reactant<{calcs['opt_reactant'].pk}> and product<{calcs['opt_product'].pk}>")
@@ -371,6 +380,7 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
 
     def run_path(self):
         inputs = self._stage_inputs(HipPathCalculation, "path", "path")
+        inputs = self._level_inputs(inputs, "hip" if self.ctx.hip_guess else "path")
         inputs.reactant, inputs.product = self.ctx.reactant, self.ctx.product
         node = self.submit(HipPathCalculation, **inputs)
         self.report(f"path ({self.ctx.route}) <{node.pk}>")
@@ -390,8 +400,11 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
             inputs.tsopt.tangent = self.ctx.path_calc.outputs.tangent
         settings = inputs.tsopt.settings.get_dict() if "settings" in inputs.tsopt else {}
         settings |= {"route": self.ctx.route}
-        if self.ctx.refine:  # the HIP stage of a two-level search only explores
+        if self.ctx.hip_guess:  # the HIP stage of a two-level search only explores
             settings = {**settings, **PRE_OPT_SETTINGS, "tsopt": settings.get("tsopt", {}) | PRE_OPT_SETTINGS["tsopt"]}
+        elif self.ctx.refine:  # straight on the reference surface, judged by one reference Hessian
+            settings |= {"freq_hessian": "exact"}
+            inputs.tsopt = self._level_inputs(inputs.tsopt, "refine")
         inputs.tsopt.settings = orm.Dict(settings)
         inputs.metadata = self._label("tsopt")
         node = self.submit(HipTSOptBaseWorkChain, **inputs)
@@ -431,9 +444,7 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
 
     def run_irc(self):
         inputs = self._stage_inputs(HipIRCCalculation, "irc", "irc")
-        inputs.parameters = self._parameters("irc", inputs.get("parameters"))
-        if self.ctx.refine:  # the reference surface from the judging Hessian: no model in this stage
-            inputs.pop("model", None)
+        inputs = self._level_inputs(inputs, "irc")
         tsopt = self.ctx.tsopt_wc.outputs
         inputs.ts, inputs.hessian = tsopt.ts, tsopt.hessian
         inputs.reactant, inputs.product = self.ctx.reactant, self.ctx.product

@@ -1,10 +1,14 @@
 """The two-level search inside ``hip.ts_search``: HIP explores, the reference level confirms.
 
-With ``refine`` = ``xtb`` or ``dft`` and a HIP level, the path and a loose TS pre-optimisation run on the
-HIP surface (``tsopt``, no frequencies), then a second ``hip.base`` refines that TS on the reference
-surface with the level's HIP Hessians (``tsopt_refine``; conditioned and guarded by the worker) and
-judges it with one reference Hessian; the ends are minimised and the IRC followed at the reference level.
-Both TS structures stay in provenance (outputs ``ts_hip`` and ``ts``).
+With ``refine`` = ``xtb`` or ``dft`` and a HIP level, the ends are minimised, the TS optimised with the
+level's HIP Hessians (conditioned and guarded by the worker), judged with one reference Hessian and its
+IRC followed, all on the reference surface. Where the TS guess comes from (``guess``):
+
+- ``reference`` (default, the measured better one): the path from single points at the reference level,
+  then one ``hip.base`` on the reference surface;
+- ``hip``: the path and a loose TS pre-optimisation on the HIP surface (``tsopt``, no frequencies), then a
+  second ``hip.base`` refines that TS on the reference surface (``tsopt_refine``); both TS structures stay
+  in provenance (outputs ``ts_hip`` and ``ts``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,15 @@ def refine_choices() -> list[str]:
     return ["none", *(c.value for c in Calculator if c.is_reference)]
 
 
+GUESSES = ("reference", "hip")
+
+
+def validate_guess(value: orm.Str, _) -> str | None:
+    if value is not None and value.value not in GUESSES:
+        return f"guess must be one of {list(GUESSES)}, got {value.value!r}"
+    return None
+
+
 def validate_refine(value: orm.Str, _) -> str | None:
     if value is not None and value.value not in refine_choices():
         return f"refine must be one of {refine_choices()}, got {value.value!r}"
@@ -38,22 +51,29 @@ class TwoLevelMixin:
         refine = self.inputs.refine.value
         two_level = explore is not None and explore.calculator == Calculator.HIP and refine != "none"
         self.ctx.refine = refine if two_level else None
-        self.ctx.explore_level = explore.to_dict() if explore is not None else None
+        self.ctx.hip_guess = two_level and self.inputs.guess.value == "hip"
 
     def _parameters(self, role: str, given: orm.Dict | None) -> orm.Dict | None:
-        """The level parameters of a stage: ``refine`` (ends, TS refinement: the reference surface with the
-        level's Hessians) or ``irc`` (the reference surface, no Hessians after the start) in a two-level
-        search; the given ones otherwise."""
-        if not self.ctx.refine or given is None:
+        """The level parameters of a stage in a two-level search (the given ones otherwise): the reference
+        surface with the level's Hessians (``refine``: ends and TS), the reference surface without Hessians
+        (``irc``, from the judging one; ``path``, single points), or the HIP level (``hip``)."""
+        if not self.ctx.refine or given is None or role == "hip":
             return given
         level = dict(given.get_dict())
         level["calculator"] = self.ctx.refine
-        if role == "irc":
+        if role in ("irc", "path"):
             level["hessian"] = HessianMode.NONE.value
         return orm.Dict(level)
 
+    def _level_inputs(self, inputs: AttributeDict, role: str) -> AttributeDict:
+        """``inputs`` with the stage's level; a stage whose level needs no model gets none."""
+        inputs.parameters = self._parameters(role, inputs.get("parameters"))
+        if self.ctx.refine and role in ("irc", "path"):
+            inputs.pop("model", None)
+        return inputs
+
     def should_refine(self):
-        return self.ctx.refine is not None and self.ctx.alive
+        return self.ctx.hip_guess and self.ctx.alive
 
     def run_refine(self):
         """Refine the HIP TS (converged or not: it only explores) on the reference surface."""
@@ -73,8 +93,8 @@ class TwoLevelMixin:
         return ToContext(tsopt_wc=node)
 
     def _keep_hip_ts(self, last) -> bool:
-        """In a two-level search, the HIP stage's last TS geometry goes on to the refinement."""
-        if self.ctx.refine is None:
+        """With the HIP guess, the HIP stage's last TS geometry goes on to the refinement."""
+        if not self.ctx.hip_guess:
             return False
         if last is None or "ts" not in last.outputs:
             return False

@@ -91,7 +91,7 @@ def test_two_level_search_puts_both_levels_into_provenance(aiida_profile, hip_co
     from aiida.common.links import LinkType
 
     folder = TEST_REACTIONS / "hcn_hnc"
-    overrides = {"route": "sella", "refine": "xtb"}
+    overrides = {"route": "sella", "refine": "xtb", "guess": "hip"}
     builder = TransitionStateWorkChain.get_builder_from_protocol(
         hip_code, structure_of(folder / "reactant.xyz"), structure_of(folder / "product.xyz"), "fast", overrides
     )

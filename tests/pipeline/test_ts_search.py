@@ -172,7 +172,7 @@ def test_two_level_search_ends_at_the_reference_ts(tmp_path):
     whole search (no thermochemistry here) is the one that judges it."""
     folder = REACTIONS / "ch3nc_ch3cn"
     r, p = read_reaction(folder / "reactant.xyz", folder / "product.xyz")
-    settings = TSSearchSettings(route="sella", refine="xtb", temperature=None)
+    settings = TSSearchSettings(route="sella", refine="xtb", guess_level="hip", temperature=None)
     result = ts_search(r, p, tmp_path, Level(), settings)
     assert result.status == "success", result.message
     assert aligned_rmsd(result.ts.positions, read(folder / "ts_reference.xyz").positions) < 0.05
