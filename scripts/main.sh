@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: TS searches with HIP Hessians for the five bundled reactions, as one AiiDA batch
+# The main job: TS searches for the five bundled reactions (HIP explores, GFN2-xTB confirms), as one AiiDA batch
 # (`verdi run examples/ts_batch.py`) on the embedded profile `aiida-hip` (SQLite storage, no
 # external services), then the same reactions listed from the database and an HTML report of them
 # (reports/examples.html). Set-up runs first; every

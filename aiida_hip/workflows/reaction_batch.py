@@ -15,7 +15,7 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import WorkChain, append_, calcfunction, while_
 
-from ..calcjobs import HipTSBatchCalculation
+from ..calcjobs import HipTSBatchCalculation, validate_pair
 from ..calcjobs.batch import link_label, summarize_rows, summary_row, validate_molecules
 from ..common.types import Route
 from .resume import SubmitOnceMixin
@@ -138,8 +138,6 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
             return "the batch is empty: give at least one reaction (reactants.<name> and products.<name>)"
         if reactants != products:
             return f"every reaction needs a reactant and a product; unpaired: {sorted(reactants ^ products)}"
-        from ..calcjobs import validate_pair
-
         for name in sorted(reactants):
             error = validate_pair(value["reactants"][name], value["products"][name])
             if error:

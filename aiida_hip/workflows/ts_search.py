@@ -32,7 +32,7 @@ from ..common.types import Calculator, Outcome, Route, choices
 from ..data import HipModelData
 from .base import HipTSOptBaseWorkChain
 from .functions import reaction_thermochemistry
-from .protocols import available_protocols, get_protocol_inputs
+from .protocols import FOLDER, available_protocols, get_protocol_inputs
 from .resume import SubmitOnceMixin
 from .two_level import PRE_OPT_SETTINGS, TwoLevelMixin, validate_guess, validate_refine
 
@@ -237,8 +237,6 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
 
     @classmethod
     def get_protocol_filepath(cls):
-        from .protocols import FOLDER
-
         return FOLDER / "ts_search.yaml"
 
     @classmethod

@@ -19,6 +19,7 @@ from aiida.engine import ToContext
 
 from ..common.level import Level
 from ..common.types import Calculator, HessianMode
+from .base import HipTSOptBaseWorkChain
 
 #: the HIP pre-optimisation: loose, short, no frequency check (the HIP surface only explores)
 PRE_OPT_SETTINGS = {"freq": False, "tsopt": {"convergence": "loose", "max_cycles": 60}, "sella": {"max_steps": 60}}
@@ -77,8 +78,6 @@ class TwoLevelMixin:
 
     def run_refine(self):
         """Refine the HIP TS (converged or not: it only explores) on the reference surface."""
-        from .base import HipTSOptBaseWorkChain
-
         inputs = AttributeDict(self.exposed_inputs(HipTSOptBaseWorkChain, namespace="tsopt"))
         inputs.tsopt.ts_guess = self.ctx.stage_nodes["tsopt_hip"].outputs.ts
         inputs.tsopt.pop("tangent", None)
