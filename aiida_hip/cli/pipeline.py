@@ -153,7 +153,7 @@ def default_hessian(calculator: str, hessian: str | None) -> str:
     type=click.IntRange(min=0),
     default=None,
     help="Fresh Hessian every k TS steps (0: at the start only, then the optimiser's own estimate). Default: "
-    "every step for exact Hessians, at the start only for approximate ones (HIP predicted on another surface).",
+    "every step (approximate Hessians under the guard).",
 )
 @REFINE_OPTION
 @click.option(

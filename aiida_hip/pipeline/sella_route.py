@@ -189,7 +189,7 @@ def run_sella_irc(
 
     def hessian(a: Atoms) -> np.ndarray:
         calls["n"] += 1
-        if calls["n"] == 1 or evaluator.level.hessian == "none":
+        if calls["n"] == 1 or not evaluator.level.hessian_is_exact:  # approximate ones: the start only
             return start
         return shifted(evaluator.hessian(a.numbers, a.positions), a.positions)
 

@@ -35,13 +35,13 @@ class TSOptSettings:
     """``hessian_recalc`` = k: a fresh exact Hessian every k steps, quasi-Newton updates between (k = 1 in
     the seed); 0: at the start only. ``approximate_recalc``: the same for approximate Hessians (HIP predicted,
     model finite differences, or a model Hessian on another surface), which are conditioned
-    (``conditioning``) and guarded (``guard``), :mod:`.hessian_feed`; its default, at the start only, is
+    (``conditioning``) and guarded (``guard``), :mod:`.hessian_feed`; its default (every step, under the guard) is
     the measured choice (README, "Hessian policies")."""
 
     convergence: str = "normal"
     max_cycles: int = 100
     hessian_recalc: int = 1
-    approximate_recalc: int = 0
+    approximate_recalc: int = 1
     trust_radius: float = 0.3
     trust_max: float = 0.5
     conditioning: ConditioningSettings = field(default_factory=ConditioningSettings)
