@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search"
 ROUTES_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_routes"
 POLICY_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_policy"
+PURE_HIP_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_pure_hip"
 #: output -> (REPORT.md section key, title, note under the table)
 REPORT_SECTIONS = {
     DEFAULT_OUTPUT: (
@@ -55,6 +56,14 @@ REPORT_SECTIONS = {
         "(geodesic interpolation -> Sella -> Sella IRC); `auto(first,second)` rows are composed from the two "
         "single-route rows of each reaction (the first route's outcome when it succeeded, else the second's; "
         "wall time and Hessians of both). Funnel: `benchmarks/results/ts_search_routes.png`.",
+    ),
+    PURE_HIP_OUTPUT: (
+        "ts_search_pure_hip",
+        "The search on the HIP surface alone (`--refine none`)",
+        "`hip:predicted`: HIP energies and forces, conditioned HIP Hessians as the preconditioner of the optimiser's "
+        "own estimate (at the start only in this run), under the guard; `hip:none`: HIP energies and forces, "
+        "Hessian-free; `xtb:none` on the same reactions for scale. Every TS judged with the exact Hessian of the "
+        "HIP surface (autograd).",
     ),
     POLICY_OUTPUT: (
         "ts_search_policy",
