@@ -59,7 +59,7 @@ def demo(smiles: str, checkpoint: str | None) -> None:
             raise click.ClickException(str(exc)) from exc
         torch.manual_seed(0)
         model = HIPModel().eval()
-        label = "UNTRAINED random-init model (no checkpoint ships yet): its frequencies are not physical"
+        label = "UNTRAINED random-init model (the shipped checkpoint is missing here): its frequencies are not physical"
     numbers, positions = _embed(smiles)
     click.echo(f"{smiles}: {len(numbers)} atoms; model: {label} ({model.num_parameters()} parameters)")
     positions = _relax_xtb(numbers, positions)

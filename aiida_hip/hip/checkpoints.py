@@ -85,7 +85,7 @@ def load_model(
     if path is None:
         if not DEFAULT_CHECKPOINT.is_file():
             raise CheckpointError(
-                "no default HIP checkpoint ships with this version of aiida-hip yet "
+                "the shipped HIP checkpoint is missing from this installation "
                 f"(expected {DEFAULT_CHECKPOINT}); pass path= to a checkpoint written by "
                 "save_checkpoint, or build an untrained model with HIPModel(HIPConfig())"
             )

@@ -49,7 +49,7 @@ def test_batched_equals_single(model64, ethanol, glycine_like, rng):
 def test_no_default_checkpoint_gives_clear_error():
     if DEFAULT_CHECKPOINT.is_file():
         pytest.skip("a default checkpoint ships with this version")
-    with pytest.raises(CheckpointError, match="no default HIP checkpoint"):
+    with pytest.raises(CheckpointError, match="shipped HIP checkpoint is missing"):
         load_model()
 
 

@@ -114,6 +114,16 @@ def test_checkpoint_hash_mismatch_is_refused(tmp_path):
     assert "SHA-256" in results["error"]["message"]
 
 
+def test_a_staged_copy_of_the_shipped_checkpoint_is_recorded_as_shipped(tmp_path):
+    """A CalcJob stages the shipped file as model.pt: provenance must still say it is the shipped model."""
+    (tmp_path / "model.pt").write_bytes(DEFAULT_CHECKPOINT.read_bytes())
+    checkpoint = {"file": "model.pt", "sha256": sha256(DEFAULT_CHECKPOINT)}
+    write_input(tmp_path / "in.json", "freq", [water_entry()], checkpoint=checkpoint, settings={"expected": "minimum"})
+    assert run_worker(tmp_path / "in.json") == EXIT_OK
+    results, _ = read_results(tmp_path)
+    assert results["model"] == {"file": "model.pt", "sha256": sha256(DEFAULT_CHECKPOINT), "shipped": True}
+
+
 def test_unknown_stage_setting_names_the_valid_ones(tmp_path):
     write_input(tmp_path / "in.json", "freq", [water_entry()], settings={"expectd": "ts"})
     assert run_worker(tmp_path / "in.json") == EXIT_OK
