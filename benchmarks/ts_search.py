@@ -41,6 +41,7 @@ DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search"
 ROUTES_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_routes"
 POLICY_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_policy"
 PURE_HIP_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_pure_hip"
+POLICY_PYSISYPHUS_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_policy_pysisyphus"
 #: output -> (REPORT.md section key, title, note under the table)
 REPORT_SECTIONS = {
     DEFAULT_OUTPUT: (
@@ -56,6 +57,13 @@ REPORT_SECTIONS = {
         "(geodesic interpolation -> Sella -> Sella IRC); `auto(first,second)` rows are composed from the two "
         "single-route rows of each reaction (the first route's outcome when it succeeded, else the second's; "
         "wall time and Hessians of both). Funnel: `benchmarks/results/ts_search_routes.png`.",
+    ),
+    POLICY_PYSISYPHUS_OUTPUT: (
+        "ts_search_policy_pysisyphus",
+        "Hessian policies on the pysisyphus route alone",
+        "GSM / geodesic CI-NEB -> RS-P-RFO -> EulerPC IRC, no Sella. `:rsprfo`: conditioned, guarded HIP "
+        "Hessians in RS-P-RFO (at the start only, or every step); `xtb:predicted:1` without it: RS-P-RFO starts "
+        "Hessian-free (Lindh + tangent), the default since this run; HIP Hessians still condition the ends' start.",
     ),
     PURE_HIP_OUTPUT: (
         "ts_search_pure_hip",
@@ -127,7 +135,7 @@ def configuration(spec: str, route: str, checkpoint: str | None):
       Sella IRC), no relaxation of the given ends;
     - ``calculator:hessian[:k][:raw]``: that level; ``k`` a fresh Hessian every k TS steps (0: the start
       only); ``raw``: approximate Hessians unconditioned and unguarded (the behaviour before the Hessian
-      feed); HIP searches stay on the HIP surface;
+      feed); ``rsprfo``: approximate Hessians in RS-P-RFO too; HIP searches stay on the HIP surface;
     - ``hip:hessian[:k]>xtb[@reference]``: the two-level search refined at xTB (``@reference``: path and TS
       guess from xTB single points instead of HIP).
     """
@@ -148,6 +156,8 @@ def configuration(spec: str, route: str, checkpoint: str | None):
     for option in options:
         if option == "raw":
             tsopt = replace(tsopt, conditioning=ConditioningSettings(mode="off"), guard=False)
+        elif option == "rsprfo":  # approximate Hessians in RS-P-RFO too (off by default)
+            tsopt = replace(tsopt, rsprfo_approximate=True)
         else:
             tsopt = replace(tsopt, hessian_recalc=int(option), approximate_recalc=int(option))
     return level, replace(settings, tsopt=tsopt)
