@@ -11,6 +11,7 @@ from aiida.common.exceptions import NotExistent
 from aiida.engine import ExitCode, ToContext, WorkChain, run_get_node
 from ase.io import read
 
+from aiida_hip.common.result import RESULT_FIELDS
 from aiida_hip.workflows import TransitionStateWorkChain
 from aiida_hip.workflows.base import HipTSOptBaseWorkChain
 from aiida_hip.workflows.resume import SubmitOnceMixin
@@ -99,6 +100,7 @@ def test_two_level_search_puts_both_levels_into_provenance(aiida_profile, hip_co
     summary = results["output_parameters"].get_dict()
     assert node.is_finished_ok, (node.exit_message, summary)
     assert summary["refine"] == "xtb" and summary["irc_intended"]
+    assert set(RESULT_FIELDS) <= summary.keys()  # the one result schema (the pipeline's result.json too)
     assert summary["barrier_forward_ev"] == pytest.approx(3.18, abs=0.1)  # an xTB barrier: the xTB TS
     assert "ts_hip" in results and "ts" in results and summary["hip_ts_rmsd_a"] is not None
     called = node.base.links.get_outgoing(link_type=(LinkType.CALL_CALC, LinkType.CALL_WORK)).all()

@@ -122,3 +122,13 @@ def test_reaction_checks_on_arrays():
         check_reaction(water, ([1, 8, 1], moved[1]))
     with pytest.raises(ReactionInputError, match="overlapping atoms"):
         check_reaction(water, ([8, 1, 1], [[0, 0, 0], [0.1, 0, 0], [0.5, 0.8, 0]]))
+
+
+def test_the_pipeline_result_carries_the_result_schema():
+    from aiida_hip.common.result import RESULT_FIELDS, result_row
+    from aiida_hip.pipeline.ts_search import TSSearchResult
+
+    assert set(RESULT_FIELDS) <= set(TSSearchResult().to_dict())
+    row = result_row({"status": "success", "thermochemistry": {"rate_forward_per_s": 2.0}, "irc_intended": 1})
+    assert row["rate_forward_per_s"] == 2.0 and row["irc_intended"] is True and row["message"] == ""
+    assert result_row(None)["status"] == "no_result"
