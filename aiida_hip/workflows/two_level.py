@@ -18,7 +18,7 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext
 
 from ..common.level import Level
-from ..common.types import Calculator, HessianMode
+from ..common.types import REFINE_LEVELS, Calculator, HessianMode
 from .base import HipTSOptBaseWorkChain
 
 #: the HIP pre-optimisation: loose, short, no frequency check (the HIP surface only explores)
@@ -26,7 +26,7 @@ PRE_OPT_SETTINGS = {"freq": False, "tsopt": {"convergence": "loose", "max_cycles
 
 
 def refine_choices() -> list[str]:
-    return ["none", *(c.value for c in Calculator if c.is_reference)]
+    return ["none", *REFINE_LEVELS]
 
 
 GUESSES = ("reference", "hip")
