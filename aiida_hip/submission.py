@@ -19,6 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiida import orm
+from aiida.engine import submit
+from aiida.engine.daemon.client import get_daemon_client
+from aiida.manage import get_manager
 
 KEYS_EXTRA = "aiida_hip_reaction_keys"
 
@@ -43,9 +46,6 @@ def reaction_key(reactant: orm.StructureData, product: orm.StructureData, recipe
 
 def check_services(timeout: float = 3.0) -> None:
     """Fail fast, with a message that says what to start, when the loaded profile cannot take a submission."""
-    from aiida.engine.daemon.client import get_daemon_client
-    from aiida.manage import get_manager
-
     manager = get_manager()
     profile = manager.get_profile()
     try:
@@ -128,8 +128,6 @@ class ThrottledSubmitter:
 
     def submit_round(self) -> list[orm.ProcessNode]:
         """Submit as many units of pending reactions as ``max_active`` leaves room for."""
-        from aiida.engine import submit
-
         room = self.max_active - len(self.active())
         pending, submitted = self.pending(), []
         for start in range(0, min(len(pending), max(room, 0) * self.reactions_per_job), self.reactions_per_job):

@@ -38,6 +38,9 @@ from aiida_hip.common.types import Outcome, Route, choices
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search"
+#: the `own` development reactions: the first 16 test-split reactions the generator enumerates, of which
+#: these 10 label ok (they lie in the committed shards; the list keeps the set fixed as the shards grow)
+OWN_IDS = ROOT / "benchmarks" / "own_reactions.txt"
 ROUTES_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_routes"
 POLICY_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_policy"
 PURE_HIP_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_pure_hip"
@@ -80,9 +83,13 @@ REPORT_SECTIONS = {
         "exact xTB Hessian every step -> Sella IRC, no relaxation of the given ends (the quacc-style recipe); "
         "`calculator:hessian[:k]` = that level (k: a fresh Hessian every k TS steps, 0 = at the start only; "
         "approximate Hessians conditioned and guarded); `hip:...>xtb` = the two-level search refined at xTB "
-        "(`@reference`: path and TS guess from xTB single points). Reference cost = xTB gradients + 6N per xTB "
-        "Hessian, summed over all reactions, per verified TS. Every TS is judged with the exact Hessian of its "
-        "surface.",
+        "(`@reference`: path and TS guess from xTB single points); `:noprobe` = the guard without its probe of "
+        "the first Hessian's lowest mode (the default before this run). Reference cost = xTB gradients + 6N per "
+        "xTB Hessian, summed over all reactions, per verified TS. Every TS is judged with the exact Hessian of its "
+        "surface. Each search runs in a fresh process (the HIP checkpoint loaded before the clock starts, as in "
+        "a packed job; Sella's JAX compilation for each new molecule on it); CPU = seconds of that process, "
+        "which a busy machine does not inflate (this run shared the 2 cores with training and tests, so its wall "
+        "times are about 1.5x those of a quiet machine).",
     ),
 }
 CHNO = {1, 6, 7, 8}
@@ -111,21 +118,41 @@ def xtb_rx_reactions() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     return out
 
 
-def own_reactions(data: Path, split: str = "test") -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """Ends of the NEB of each reaction in ``split`` of our dataset (xTB-optimised minima)."""
+def own_reactions(
+    data: Path, split: str = "test", ids: Path | None = None
+) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """Ends of the NEB of each reaction in ``split`` of our dataset (xTB-optimised minima).
+
+    ``data`` is a generated HDF5 file or the committed campaign shards (a folder, hashes checked);
+    ``ids`` a file of reaction ids (one per line, ``#`` comments) that fixes the set and its order.
+    """
     import h5py
 
-    out = []
-    with h5py.File(data, "r") as h5:
-        for _rid, g in sorted(h5["reactions"].items()):
-            if g.attrs.get("status") != "ok" or g.attrs.get("split") != split:
-                continue
-            kinds = [k.decode() for k in g["kind"][()]]
-            images = [i for i, k in enumerate(kinds) if k == "neb_image"]
-            pos = g["positions"][()]
-            name = f"own/{g.attrs['reactant_smiles']}>>{g.attrs['product_smiles']}"
-            out.append((name, g["numbers"][()].astype(int), pos[images[0]], pos[images[-1]]))
-    return out
+    from aiida_hip.dataset.shards import verify
+
+    files = [data] if Path(data).is_file() else [Path(data) / s["file"] for s in verify(Path(data))["shards"]]
+    wanted = None
+    if ids is not None:
+        wanted = [w.split("#")[0].strip() for w in Path(ids).read_text().splitlines()]
+        wanted = [w for w in wanted if w]
+    found = {}
+    for path in files:
+        with h5py.File(path, "r") as h5:
+            for rid, g in sorted(h5["reactions"].items()):
+                if g.attrs.get("status") != "ok" or g.attrs.get("split") != split:
+                    continue
+                if wanted is not None and rid not in wanted:
+                    continue
+                kinds = [k.decode() for k in g["kind"][()]]
+                images = [i for i, k in enumerate(kinds) if k == "neb_image"]
+                pos = g["positions"][()]
+                name = f"own/{g.attrs['reactant_smiles']}>>{g.attrs['product_smiles']}"
+                found[rid] = (name, g["numbers"][()].astype(int), pos[images[0]], pos[images[-1]])
+    if wanted is None:
+        return [found[k] for k in sorted(found)]
+    if missing := [w for w in wanted if w not in found]:
+        sys.exit(f"reactions {missing} of {ids} are not in the {split} split of {data}")
+    return [found[w] for w in wanted]
 
 
 def configuration(spec: str, route: str, checkpoint: str | None):
@@ -135,7 +162,8 @@ def configuration(spec: str, route: str, checkpoint: str | None):
       Sella IRC), no relaxation of the given ends;
     - ``calculator:hessian[:k][:raw]``: that level; ``k`` a fresh Hessian every k TS steps (0: the start
       only); ``raw``: approximate Hessians unconditioned and unguarded (the behaviour before the Hessian
-      feed); ``rsprfo``: approximate Hessians in RS-P-RFO too; HIP searches stay on the HIP surface;
+      feed); ``rsprfo``: approximate Hessians in RS-P-RFO too; ``noprobe``: the guard without its probe of
+      the first Hessian's lowest mode; HIP searches stay on the HIP surface;
     - ``hip:hessian[:k]>xtb[@reference]``: the two-level search refined at xTB (``@reference``: path and TS
       guess from xTB single points instead of HIP).
     """
@@ -158,23 +186,35 @@ def configuration(spec: str, route: str, checkpoint: str | None):
             tsopt = replace(tsopt, conditioning=ConditioningSettings(mode="off"), guard=False)
         elif option == "rsprfo":  # approximate Hessians in RS-P-RFO too (off by default)
             tsopt = replace(tsopt, rsprfo_approximate=True)
+        elif option == "noprobe":  # the guard without its probe of the first Hessian's lowest mode
+            tsopt = replace(tsopt, guard_probe=False)
         else:
             tsopt = replace(tsopt, hessian_recalc=int(option), approximate_recalc=int(option))
     return level, replace(settings, tsopt=tsopt)
 
 
 def run_one(job: dict) -> dict:
-    """One TS search in a worker process; every failure becomes a row, never a crash of the benchmark."""
+    """One TS search in a fresh worker process; every failure becomes a row, never a crash of the benchmark.
+
+    The clock starts after the imports and, for configurations that use HIP, after the checkpoint is
+    loaded (as in a packed job, where one model serves every reaction); everything else is on it,
+    Sella's JAX compilation for each new molecule included. A fresh process per search keeps one
+    configuration from inheriting another's compiled functions.
+    """
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
     from ase import Atoms
 
     from aiida_hip.pipeline import ts_search
+    from aiida_hip.pipeline.calculators import cached_model
 
     torch.set_num_threads(1)
     r = Atoms(numbers=job["numbers"], positions=job["reactant"])
     p = Atoms(numbers=job["numbers"], positions=job["product"])
-    t0 = time.perf_counter()
+    spec = job["config"].rsplit("/", 1)[-1]
+    if spec.startswith("hip:") or ":predicted" in spec:
+        cached_model(job["checkpoint"], "cpu")  # the same cache key as the Evaluator's
+    t0, cpu0 = time.perf_counter(), time.process_time()
     row = {"reaction": job["name"], "config": job["config"], "n_atoms": len(r)}
     try:
         level, settings = configuration(job["config"].rsplit("/", 1)[-1], job["route"], job["checkpoint"])
@@ -192,6 +232,9 @@ def run_one(job: dict) -> dict:
             "message": f"{type(exc).__name__}: {exc}",
         }
     row["wall_s"] = time.perf_counter() - t0
+    # CPU seconds of this worker process (all its threads): unlike wall time, not inflated when other
+    # work shares the cores, so configurations measured on a busy machine stay comparable.
+    row["cpu_s"] = time.process_time() - cpu0
     return row
 
 
@@ -283,6 +326,7 @@ def summarise(rows: list[dict], configs: list[str]) -> dict:
             "median_hessians": statistics.median([r["hessians"] or 0 for r in sel]) if sel else None,
             "median_wall_s": statistics.median([r["wall_s"] for r in sel]) if sel else None,
             "total_wall_s": sum(r["wall_s"] for r in sel),
+            "median_cpu_s": statistics.median(cpu) if (cpu := [r["cpu_s"] for r in sel if "cpu_s" in r]) else None,
         }
         if config.startswith("auto"):
             out[config]["second_route_used"] = sum((r.get("n_attempts") or 1) > 1 for r in sel)
@@ -343,8 +387,8 @@ def cost_markdown(summary: dict) -> str:
     """The side-by-side table of the Hessian policies and the two-level search."""
     lines = [
         "| configuration | reactions | IRC intended | TS < 0.1 A of xTB TS | median TS steps | median ref. gradients "
-        "| median ref. Hessians | ref. cost per verified TS | median wall (s) | guard tripped |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| median ref. Hessians | ref. cost per verified TS | median wall (s) | median CPU (s) | guard tripped |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def fmt(value, spec="g"):
@@ -355,7 +399,7 @@ def cost_markdown(summary: dict) -> str:
             f"| {config} | {s['reactions']} | {s['irc_intended']} | {fmt(s.get('ts_within_0p1_of_xtb'))} | "
             f"{fmt(s['median_tsopt_steps'])} | {fmt(s.get('median_reference_gradients'))} | "
             f"{fmt(s.get('median_reference_hessians'))} | {fmt(s.get('reference_cost_per_verified'), '.0f')} | "
-            f"{fmt(s['median_wall_s'], '.1f')} | {s.get('guard_tripped', 0)} |"
+            f"{fmt(s['median_wall_s'], '.1f')} | {fmt(s.get('median_cpu_s'), '.1f')} | {s.get('guard_tripped', 0)} |"
         )
     return "\n".join(lines)
 
@@ -408,9 +452,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--data",
         type=Path,
-        default=ROOT / "data" / "hip_xtb.h5",
-        help="dataset whose test split gives our reactions (data/hip_xtb_test.h5 from `data generate --split test` "
-        "is used when this one is missing)",
+        default=ROOT / "data" / "campaign" / "shards",
+        help="dataset whose test split gives our reactions: the committed campaign shards (default) or an "
+        "HDF5 file from `aiida-hip data generate --split test`",
+    )
+    parser.add_argument(
+        "--own-ids",
+        type=Path,
+        default=OWN_IDS,
+        help="reaction ids of the `own` set, in order (default: the 10 of every earlier report); 'all' for the "
+        "whole test split",
     )
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--max-reactions", type=int, default=20, help="Per set.")
@@ -451,11 +502,10 @@ def main(argv: list[str] | None = None) -> None:
     if "xtb_rx" in args.sets:
         reactions += xtb_rx_reactions()[: args.max_reactions]
     if "own" in args.sets:
-        if not args.data.is_file() and (ROOT / "data" / "hip_xtb_test.h5").is_file():
-            args.data = ROOT / "data" / "hip_xtb_test.h5"
-        if not args.data.is_file():
+        if not args.data.exists():
             sys.exit(f"{args.data} not found: generate it (aiida-hip data generate) or use --sets xtb_rx")
-        reactions += own_reactions(args.data)[: args.max_reactions]
+        ids = None if str(args.own_ids) == "all" else args.own_ids
+        reactions += own_reactions(args.data, ids=ids)[: args.max_reactions]
     routes = args.routes.split(",") if args.routes else [args.route]
     if unknown := set(routes) - set(ROUTES):
         parser.error(f"unknown route(s) {sorted(unknown)}: choose from {', '.join(ROUTES)}")
@@ -488,7 +538,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = [row for row in done.values() if row is not None]
         jobs = [job for job in jobs if done[id(job)] is None]
     context = multiprocessing.get_context("spawn")  # tblite + fork can hang
-    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(args.workers, mp_context=context, max_tasks_per_child=1) as pool:
         futures = [pool.submit(run_one, job) for job in jobs]
         for k, fut in enumerate(as_completed(futures), 1):
             row = fut.result()

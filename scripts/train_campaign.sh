@@ -3,7 +3,8 @@
 # into hash-checked shards, then trains from state.pt (exact resume; refused, with the reason, if the
 # data or the config changed), evaluates on the test split and promotes the model to
 # aiida_hip/hip/weights/hip_default.pt only if it beats the shipped one (history in MODEL_CARD.md).
-# In the background, `nice`, one core; progress goes to runs/campaign.log.
+# In the background, `nice -n 10` (19 starved it to a few % of a core beside two busy jobs), one core;
+# progress goes to runs/campaign.log.
 # Usage: bash scripts/train_campaign.sh --minutes N [--foreground] [--phase all|data|train]
 #        [--train-after 400] [--label-target 1000] [--data-fraction 0.25] [--config FILE.json] [...]
 #        (all options: .venv/bin/python -m aiida_hip.dataset.campaign --help)
@@ -22,7 +23,7 @@ for a in "$@"; do
 done
 mkdir -p runs
 if [ "$foreground" = 1 ]; then
-    exec nice -n 19 .venv/bin/python -m aiida_hip.dataset.campaign "${args[@]}"
+    exec nice -n 10 .venv/bin/python -m aiida_hip.dataset.campaign "${args[@]}"
 fi
-nohup nice -n 19 .venv/bin/python -m aiida_hip.dataset.campaign "${args[@]}" >> runs/campaign.log 2>&1 &
+nohup nice -n 10 .venv/bin/python -m aiida_hip.dataset.campaign "${args[@]}" >> runs/campaign.log 2>&1 &
 echo "campaign running in the background (pid $!), log: runs/campaign.log"

@@ -3,7 +3,7 @@
 #   bash scripts/train_gpu.sh DATA.h5 WORKDIR [ENERGY_FORCES_MINUTES] [HESSIAN_MINUTES]
 # Stage 1: backbone on energy + forces; stage 2: the HIP head on the frozen backbone (Hessian MAE +
 # eigen-subspace loss). Each stage stops at its wall-time budget or on early stopping and resumes
-# from WORKDIR/<stage>_last.pt when run again. Needs only torch, e3nn, torch-geometric, h5py, click,
+# from WORKDIR/<stage>_last.pt when run again. Needs only torch, e3nn, h5py, click,
 # tqdm (a bare GPU image works: the repository root is put on PYTHONPATH).
 # Pack a full dataset first (aiida-hip data pack) when it must travel.
 set -euo pipefail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from ase.data import covalent_radii
 
 from ..common.geometry import aligned_rmsd, kabsch_align, min_distance
 
@@ -14,8 +15,6 @@ BOND_SCALE = 1.3
 
 def connectivity(numbers, positions, scale: float = BOND_SCALE) -> set[tuple[int, int]]:
     """Bonded pairs (i < j): distance below ``scale`` times the sum of covalent radii (ASE's table)."""
-    from ase.data import covalent_radii
-
     positions = np.asarray(positions, dtype=np.float64)
     radii = covalent_radii[np.asarray(numbers)]
     d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)

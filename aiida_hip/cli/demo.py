@@ -6,15 +6,19 @@ import time
 
 import click
 import numpy as np
+import torch
+from ase import Atoms
+from ase.optimize import BFGS
+from rdkit import Chem
+from rdkit.Chem import AllChem
+from tblite.ase import TBLite
 
 from ..chem.reference import XTBReference
 from ..chem.vibrations import analyse
+from ..hip import CheckpointError, HIPModel, InvalidMoleculeError, load_model
 
 
 def _embed(smiles: str) -> tuple[np.ndarray, np.ndarray]:
-    from rdkit import Chem  # RDKit, like torch and tblite, only where it is used: not at start-up
-    from rdkit.Chem import AllChem
-
     mol = Chem.MolFromSmiles(smiles)
     if mol is None:
         raise click.BadParameter(f"RDKit cannot parse SMILES {smiles!r}", param_hint="--smiles")
@@ -27,10 +31,6 @@ def _embed(smiles: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _relax_xtb(numbers: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    from ase import Atoms
-    from ase.optimize import BFGS
-    from tblite.ase import TBLite
-
     atoms = Atoms(numbers=numbers, positions=positions)
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
     BFGS(atoms, logfile=None).run(fmax=1e-3, steps=500)
@@ -47,10 +47,6 @@ def _relax_xtb(numbers: np.ndarray, positions: np.ndarray) -> np.ndarray:
 )
 def demo(smiles: str, checkpoint: str | None) -> None:
     """Relax a molecule with GFN2-xTB, then compare HIP, autograd and xTB Hessians and frequencies."""
-    import torch
-
-    from ..hip import CheckpointError, HIPModel, InvalidMoleculeError, load_model
-
     try:
         model = load_model(checkpoint)
         label = f"checkpoint {getattr(model, 'checkpoint_path', checkpoint)}"

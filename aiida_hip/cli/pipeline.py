@@ -1,21 +1,31 @@
-"""``aiida-hip ts-search``, ``aiida-hip optimize`` and ``aiida-hip freq``: the L3 pipeline from the shell.
-
-The pipeline (pysisyphus, ASE) and torch are imported inside the functions: ``aiida-hip --help`` must not
-pay for them.
-"""
+"""``aiida-hip ts-search``, ``aiida-hip optimize`` and ``aiida-hip freq``: the L3 pipeline from the shell."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import click
+from ase.io import write
 from threadpoolctl import threadpool_limits
 
 from ..common.level import Level, LevelError
-from ..common.types import DEFAULT_REFINE, REFINE_LEVELS, Calculator, HessianMode, Outcome, Route, choices
+from ..common.types import Calculator, HessianMode, Outcome, Route, choices
+from ..pipeline import (
+    Evaluator,
+    OptSettings,
+    ReactionInputError,
+    TSSearchSettings,
+    read_reaction,
+    run_freq,
+    run_opt,
+    ts_search,
+)
+from ..pipeline.inputs import check_structure, read_structure
+from .options import REFINE_OPTION, default_hessian
 
 HESSIAN_HELP = (
     "Hessians for the optimisers: predicted (HIP head), autograd or finite-difference (of the HIP energy), "
@@ -25,10 +35,9 @@ HESSIAN_HELP = (
 
 def _threads(n: int) -> None:
     """Small molecules are latency-bound: one BLAS/OpenMP/torch thread unless asked otherwise."""
-    import torch
-
-    os.environ["OMP_NUM_THREADS"] = str(n)
-    torch.set_num_threads(n)
+    os.environ["OMP_NUM_THREADS"] = str(n)  # torch, when the model loads it later, sizes its pool from this
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
     threadpool_limits(n)
 
 
@@ -42,18 +51,18 @@ def _level(calculator: str, hessian: str, checkpoint: Path | None, charge: int) 
 
 
 def _evaluator(level: Level):
-    from ..hip import CheckpointError
-    from ..pipeline import Evaluator
+    errors: tuple[type[Exception], ...] = (LevelError,)
+    if level.uses_model:
+        from ..hip import CheckpointError  # torch: only where the model is used
 
+        errors += (CheckpointError,)
     try:
         return Evaluator(level)
-    except (CheckpointError, LevelError) as exc:
+    except errors as exc:
         raise click.ClickException(str(exc)) from exc
 
 
 def _read(path: Path, role: str):
-    from ..pipeline.inputs import ReactionInputError, check_structure, read_structure
-
     try:
         atoms = read_structure(path, role)
         check_structure(atoms, role)
@@ -100,31 +109,10 @@ def _common(func):
 
 def _refinement_evaluator(level, refine: str) -> None:
     """Fail before any work when the refinement level cannot run (PySCF missing for ``dft``)."""
-    from ..pipeline import Evaluator
-
     try:
         Evaluator(level.refined(refine), model=object())  # the model is loaded once, by the search
     except LevelError as exc:
         raise click.UsageError(f"--refine {refine}: {exc}") from exc
-
-
-#: the two-level search's switch, shared by ``ts-search`` and ``submit``
-REFINE_OPTION = click.option(
-    "--refine",
-    type=click.Choice(["none", *REFINE_LEVELS]),
-    default=DEFAULT_REFINE,
-    show_default=True,
-    help="Two-level search (HIP calculator only): HIP finds the path and a TS, which is refined on the xTB or "
-    "DFT (PySCF, B3LYP/6-31G*) surface with conditioned HIP Hessians, judged by one reference Hessian, with "
-    "IRC and ends at that level. none: the search stays on the HIP surface.",
-)
-
-
-def default_hessian(calculator: str, hessian: str | None) -> str:
-    """The Hessian asked for, else the calculator's own: predicted with HIP, reference with xTB."""
-    if hessian:
-        return hessian
-    return HessianMode.PREDICTED.value if calculator == Calculator.HIP else HessianMode.REFERENCE.value
 
 
 @click.command("ts-search")
@@ -200,8 +188,6 @@ def ts_search_cmd(
     Path -> TS optimisation -> frequencies -> IRC -> endpoint check; writes OUT/result.json. Exits 0 on a
     verified TS, 1 when the search ran but failed (the status says at which stage), 2 on bad input.
     """
-    from ..pipeline import ReactionInputError, TSSearchSettings, read_reaction, ts_search
-
     _threads(threads)
     try:
         r, p = read_reaction(reactant, product)
@@ -271,15 +257,11 @@ def _summary(d: dict, out_dir: Path) -> None:
 @click.option("--max-steps", type=int, default=150, show_default=True)
 def optimize_cmd(molecule, out_dir, calculator, hessian, checkpoint, charge, convergence, threads, max_steps) -> None:
     """Minimise MOLECULE (RFO, model Hessians) and characterise it (frequencies, ZPE)."""
-    from ..pipeline import OptSettings, run_freq, run_opt
-
     _threads(threads)
     atoms = _read(molecule, "molecule")
     evaluator = _evaluator(_level(calculator, default_hessian(calculator, hessian), checkpoint, charge))
     opt = run_opt(atoms, evaluator, OptSettings(convergence=convergence, max_cycles=max_steps), out_dir / "opt")
     freq = run_freq(opt.atoms, evaluator, "minimum", workdir=out_dir / "freq")
-    from ase.io import write  # ase.io takes most of a second to import: not at start-up
-
     write(out_dir / "optimized.xyz", opt.atoms)
     result = {"optimization": opt.summary(), "frequencies": freq.summary(), "files": {"optimized": "optimized.xyz"}}
     (out_dir / "result.json").write_text(json.dumps(result, indent=2, default=float))
@@ -297,8 +279,6 @@ def optimize_cmd(molecule, out_dir, calculator, hessian, checkpoint, charge, con
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def freq_cmd(molecule, calculator, hessian, checkpoint, charge, convergence, threads, expect, as_json) -> None:
     """Eckart-projected harmonic frequencies of MOLECULE (no optimisation; --convergence is unused)."""
-    from ..pipeline import run_freq
-
     _threads(threads)
     atoms = _read(molecule, "molecule")
     evaluator = _evaluator(_level(calculator, default_hessian(calculator, hessian), checkpoint, charge))

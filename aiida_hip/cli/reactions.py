@@ -1,8 +1,4 @@
-"""``aiida-hip reactions list|show|export``: the TS database, computed from provenance.
-
-AiiDA (through :mod:`aiida_hip.queries`) is imported inside the commands: ``aiida-hip --help`` must not
-pay for it.
-"""
+"""``aiida-hip reactions list|show|export``: the TS database, computed from provenance."""
 
 from __future__ import annotations
 
@@ -11,9 +7,13 @@ import json
 from pathlib import Path
 
 import click
+from aiida.common.exceptions import NotExistent
+from ase.io import write
 
 from ..common.types import Outcome, choices
-from .setup import PROFILE_OPTION, open_profile
+from ..queries import ROW_KEYS, reaction_detail, reaction_rows, transition_states
+from .options import PROFILE_OPTION
+from .profile import open_profile
 
 STATUSES = ", ".join(choices(Outcome))
 
@@ -47,8 +47,6 @@ def reactions_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 def list_cmd(profile, status, barrier_max, group, as_json) -> None:
     """One line per TS search, computed from provenance."""
-    from ..queries import reaction_rows
-
     open_profile(profile)
     rows = reaction_rows(status=status, barrier_max=barrier_max, group=group)
     if as_json:
@@ -67,10 +65,6 @@ def list_cmd(profile, status, barrier_max, group, as_json) -> None:
 @PROFILE_OPTION
 def show_cmd(pk, profile) -> None:
     """Summary, outputs and stages of one TS search."""
-    from aiida.common.exceptions import NotExistent
-
-    from ..queries import reaction_detail
-
     open_profile(profile)
     try:
         detail = reaction_detail(pk)
@@ -87,8 +81,6 @@ def show_cmd(pk, profile) -> None:
 @click.option("--group", default=None)
 def export_cmd(profile, fmt, output, status, group) -> None:
     """Transition states (extxyz, with barrier and frequency in each frame's info) or the table (CSV)."""
-    from ..queries import ROW_KEYS, reaction_rows
-
     open_profile(profile)
     rows = reaction_rows(status=None if status == "all" else status, group=group)
     if fmt == "csv":
@@ -104,10 +96,6 @@ def export_cmd(profile, fmt, output, status, group) -> None:
 
 def _write_transition_states(rows: list[dict], output: Path) -> int:
     """The TS geometry of every row with one, to extxyz with the row in each frame's info; how many."""
-    from ase.io import write  # ase.io takes most of a second to import: not at start-up
-
-    from ..queries import transition_states
-
     frames = []
     for row, ts in transition_states(rows):
         atoms = ts.get_ase()

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import click
 
-from .setup import PROFILE_OPTION, open_profile
+from ..report import collect_report, write_report
+from ..report.collect import ReportTargetError
+from .options import PROFILE_OPTION
+from .profile import open_profile
 
 
 @click.command("report")
@@ -27,9 +30,6 @@ def report_cmd(target: str, out: Path, title: str | None, profile: str | None) -
     Success funnel, barrier and imaginary-frequency histograms, the energy along each IRC, one row per
     reaction with its TS geometry, and the provenance (HIP checkpoint SHA-256, code versions).
     """
-    from ..report import collect_report, write_report  # AiiDA and matplotlib: not at start-up
-    from ..report.collect import ReportTargetError
-
     open_profile(profile)
     try:
         data = collect_report(target, title=title)

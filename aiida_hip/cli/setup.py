@@ -1,8 +1,5 @@
 """``aiida-hip setup``: the AiiDA profile (SQLite + ZeroMQ, or PostgreSQL + RabbitMQ), the computers and
-the worker code; :func:`open_profile` and :data:`PROFILE_OPTION` for every command that uses a profile.
-
-AiiDA is imported inside the functions: ``aiida-hip --help`` must not pay for it.
-"""
+the worker code."""
 
 from __future__ import annotations
 
@@ -14,43 +11,21 @@ import tempfile
 from pathlib import Path
 
 import click
+import psycopg
+from aiida import orm
+from aiida.common.exceptions import NotExistent
+from aiida.manage.configuration import get_config, reset_config
+from psycopg import sql
 
-PROFILE_OPTION = click.option(
-    "-p", "--profile", default=None, help="AiiDA profile (default: the default profile of AIIDA_PATH)."
-)
-CODE_LABEL = "hip-worker"
+from .options import CODE_LABEL
+from .profile import open_profile
+
 CACHED = "aiida.calculations:hip.*"
-
-
-def open_profile(profile: str | None):
-    """Load ``profile`` (or the default one) and open its storage, or fail with a message in words."""
-    from aiida import load_profile
-    from aiida.common.exceptions import MissingConfigurationError, ProfileConfigurationError
-    from aiida.manage import get_manager
-
-    loaded = get_manager().get_profile()
-    if loaded is not None and profile in (None, loaded.name):
-        return loaded
-    try:
-        loaded = load_profile(profile, allow_switch=True)
-    except (MissingConfigurationError, ProfileConfigurationError) as exc:
-        raise click.ClickException(f"no AiiDA profile to use ({exc}); run `aiida-hip setup` first") from exc
-    try:  # a database that is down fails here, in words, not later in a traceback
-        get_manager().get_profile_storage()
-    except Exception as exc:
-        storage = loaded.storage_config
-        where = f" at {storage['database_hostname']}:{storage['database_port']}" if "database_port" in storage else ""
-        raise click.ClickException(
-            f"cannot open the storage of profile {loaded.name!r}{where}: {type(exc).__name__}: {exc}"
-        ) from exc
-    return loaded
 
 
 def ensure_profile(name: str, caching: bool = True, production: bool = False) -> str:
     """Create the profile unless it exists: embedded (SQLite storage, ZeroMQ broker inside the daemon)
     or, with ``production``, PostgreSQL storage and the RabbitMQ broker (both must be running)."""
-    from aiida.manage.configuration import get_config, reset_config
-
     try:
         existing = get_config(create=True).profile_names
     except Exception:
@@ -78,8 +53,6 @@ def ensure_profile(name: str, caching: bool = True, production: bool = False) ->
 
 def _profile_command(name: str, production: bool) -> list[str]:
     """The ``verdi`` command line that creates profile ``name`` (for production: its database first)."""
-    from aiida.manage.configuration import get_config
-
     verdi = Path(sys.executable).with_name("verdi")
     if not production:
         return [str(verdi), "presto", "--profile-name", name, "--non-interactive", "--use-zeromq"]
@@ -96,9 +69,6 @@ def _profile_command(name: str, production: bool) -> list[str]:
 def _postgres_database(name: str, host: str = "127.0.0.1", port: int = 5432) -> dict:
     """A PostgreSQL role and database named after the profile (the server's own locale, which
     ``verdi presto --use-postgres`` gets wrong where en_US.UTF-8 is missing); connects as ``postgres``."""
-    import psycopg  # 0.3 s to import, needed by production profiles only: not at start-up
-    from psycopg import sql
-
     password = secrets.token_hex(12)
     try:
         with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as db:
@@ -124,9 +94,6 @@ def _postgres_database(name: str, host: str = "127.0.0.1", port: int = 5432) -> 
 
 def drop_postgres_database(name: str, host: str = "127.0.0.1", port: int = 5432) -> None:
     """Drop the database and role :func:`_postgres_database` made (for throw-away test/benchmark profiles)."""
-    import psycopg  # 0.3 s to import, needed by production profiles only: not at start-up
-    from psycopg import sql
-
     with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as db:
         db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         db.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
@@ -151,9 +118,6 @@ def ensure_code(
 ):
     """The ``hip-worker@<computer>`` code running this environment's ``aiida-hip-worker``; the computer
     (``core.local`` transport, ``scheduler`` core.direct or core.slurm) is created if missing."""
-    from aiida import orm
-    from aiida.common.exceptions import NotExistent
-
     try:
         computer = orm.load_computer(computer_label)
     except NotExistent:

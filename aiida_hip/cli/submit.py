@@ -1,8 +1,6 @@
 """``aiida-hip submit``: TS searches of many reactions as AiiDA work chains, by two paths: one
 ``ReactionBatchWorkChain`` run here or submitted to the daemon, or a throttled submission into a group
 (``--max-active``) of one ``TransitionStateWorkChain`` (or one packed batch) per unit.
-
-AiiDA and the work chains are imported inside the functions: ``aiida-hip --help`` must not pay for them.
 """
 
 from __future__ import annotations
@@ -11,11 +9,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+from aiida import orm
+from aiida.common.exceptions import NotExistent
+from aiida.engine import run_get_node, submit
 
+from ..calcjobs import structure_from_dict
 from ..common.types import Calculator, HessianMode, Route, choices
-from .pipeline import REFINE_OPTION, default_hessian
+from ..pipeline.inputs import ReactionInputError, read_batch
+from ..queries import reaction_pairs_from_group
+from ..submission import SubmissionError, ThrottledSubmitter, check_services
+from ..workflows import ReactionBatchWorkChain, TransitionStateWorkChain
+from .options import CODE_LABEL, PROFILE_OPTION, REFINE_OPTION, default_hessian
+from .profile import open_profile
 from .reactions import format_table
-from .setup import CODE_LABEL, PROFILE_OPTION, open_profile
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,6 @@ class _Plan:
 
     def batch_builder(self, pairs: dict, label: str):
         """A ``ReactionBatchWorkChain`` over ``pairs`` (name -> reactant, product)."""
-        from ..workflows import ReactionBatchWorkChain
-
         builder = ReactionBatchWorkChain.get_builder_from_protocol(
             self.code,
             pairs,
@@ -56,8 +60,6 @@ class _Plan:
 
     def unit_builder(self, unit):
         """One unit of a throttled submission: a ``TransitionStateWorkChain``, or a packed batch."""
-        from ..workflows import TransitionStateWorkChain
-
         if self.reactions_per_job == 1:
             name, (reactant, product) = next(iter(unit.reactions.items()))
             builder = TransitionStateWorkChain.get_builder_from_protocol(
@@ -165,8 +167,6 @@ def submit_cmd(
 
 def _check_services() -> None:
     """The broker and the daemon are up, or a message in words."""
-    from ..submission import SubmissionError, check_services
-
     try:
         check_services()
     except SubmissionError as exc:
@@ -174,9 +174,6 @@ def _check_services() -> None:
 
 
 def _load_code(code_label: str):
-    from aiida import orm
-    from aiida.common.exceptions import NotExistent
-
     try:
         return orm.load_code(code_label)
     except NotExistent as exc:
@@ -196,8 +193,6 @@ def _overrides(route: str, calculator: str, hessian: str | None, device: str | N
 
 def _submit_throttled(plan: _Plan, reactions: dict, max_active: int, wait: bool, poll: float) -> None:
     """Submit into ``plan.group`` with at most ``max_active`` units unfinished; one round, or all with ``wait``."""
-    from ..submission import ThrottledSubmitter
-
     submitter = ThrottledSubmitter(
         plan.group, reactions, plan.recipe, plan.unit_builder, max_active, plan.reactions_per_job, echo=click.echo
     )
@@ -214,8 +209,6 @@ def _submit_throttled(plan: _Plan, reactions: dict, max_active: int, wait: bool,
 
 def _run_batch(builder, n_reactions: int, daemon: bool) -> None:
     """Submit the batch to the daemon, or run it here and print its table."""
-    from aiida.engine import run_get_node, submit
-
     if daemon:
         node = submit(builder)
         click.echo(f"submitted ReactionBatchWorkChain<{node.pk}> with {n_reactions} reactions")
@@ -248,10 +241,6 @@ def _reactions(source: Path | None, from_group: str | None) -> dict:
 
 
 def _group_reactions(from_group: str) -> dict:
-    from aiida.common.exceptions import NotExistent
-
-    from ..queries import reaction_pairs_from_group
-
     try:
         reactions = reaction_pairs_from_group(from_group)
     except (ValueError, NotExistent) as exc:
@@ -262,9 +251,6 @@ def _group_reactions(from_group: str) -> dict:
 
 
 def _file_reactions(source: Path) -> dict:
-    from ..calcjobs import structure_from_dict
-    from ..pipeline.inputs import ReactionInputError, read_batch
-
     try:
         good, bad = read_batch(source)
     except ReactionInputError as exc:

@@ -19,6 +19,7 @@ class HipModelData(orm.SinglefileData):
 
     def __init__(self, file: str | Path, sha256: str | None = None, source: str | None = None, **kwargs):
         """``sha256``, when given, must match the file: a mismatch raises before anything is stored."""
+        # torch (aiida_hip.hip): only when a node is made, never when the daemon loads this class
         from ..hip.checkpoints import CheckpointError, read_checkpoint
         from ..hip.checkpoints import sha256 as file_sha256
 

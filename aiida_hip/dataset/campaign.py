@@ -25,21 +25,30 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
+import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import h5py
+import torch
 
+from ..hip.campaign import EF_PART, CampaignConfig, CampaignState, StateMismatchError, run, state_summary
+from ..hip.checkpoints import DEFAULT_CHECKPOINT, PREVIOUS_NAME, load_model, save_checkpoint, sha256
+from .ef_samples import load_ef_samples, verify_ef
+from .evaluate import evaluation_subset, model_metrics
 from .generate import GenerationSettings, generate
 from .shards import data_hash, done_ids, load_shards, read_manifest, summary, verify, write_shard
 
 ROOT = Path("data/campaign/shards")
+EF_ROOT = Path("data/campaign/ef")
 STATE = Path("data/campaign/state.pt")
 WORK = Path("runs/campaign")
 
@@ -56,8 +65,6 @@ def label_until(deadline: float, root: Path = ROOT, work: Path = WORK, chunk: in
     while time.time() < deadline and (limit is None or packed < limit):
         done = done_ids(read_manifest(root))
         counts = generate(raw, GenerationSettings(), workers=1, limit=chunk, progress=False, exclude=done)
-        import h5py
-
         with h5py.File(raw, "r") as h5:
             fresh = sorted(set(h5["reactions"].keys()) - done)
         entry = write_shard(raw, root, fresh)
@@ -109,44 +116,6 @@ class PromotionRule:
             f"shipped checkpoint's and the force MAE at most {100 * self.max_force_loss:g} % higher, both models "
             "evaluated in the same run on the same test geometries"
         )
-
-
-def evaluation_subset(samples: list, max_samples: int | None) -> list:
-    """The geometries :func:`aiida_hip.dataset.evaluate.evaluate` would pick (same seeded choice)."""
-    if max_samples is not None and len(samples) > max_samples:
-        idx = np.random.default_rng(0).choice(len(samples), max_samples, replace=False)
-        return [samples[i] for i in sorted(idx)]
-    return list(samples)
-
-
-def model_metrics(model, samples: list, batch: int = 16) -> dict:
-    """Force MAE, HIP-Hessian metrics and imaginary-count accuracies of ``model`` on ``samples``."""
-    from .evaluate import evaluate
-
-    errors = []
-    for start in range(0, len(samples), batch):
-        chunk = samples[start : start + batch]
-        out = model.predict_batch([(s.numbers, s.positions) for s in chunk], hessian=None)
-        errors += [np.abs(o["forces"] - s.forces).reshape(-1) for o, s in zip(out, chunk, strict=True)]
-    result = evaluate(model, samples, modes=("predicted",))
-    row = result["table"]["predicted"]
-    counts = result["imaginary_counts"]["predicted"]
-
-    def accuracy(group: str) -> float | None:
-        c = counts[group]
-        return c["correct"] / c["total"] if c["total"] else None
-
-    return {
-        "force_mae": float(np.concatenate(errors).mean()),
-        "hessian_mae": row["hessian_mae"],
-        "cossim_v1": row["cossim_v1"],
-        "eigenvalue_mae": row["eigenvalue_mae"],
-        "imag_accuracy_minima": accuracy("minimum"),
-        "imag_accuracy_ts": accuracy("ts"),
-        "imag_counts": counts,
-        "n_samples": result["n_samples"],
-        "n_reactions": result["n_reactions"],
-    }
 
 
 HISTORY_HEADING = "## Campaign history"
@@ -250,11 +219,6 @@ def evaluate_and_promote(
     always gets a history row; the shipped checkpoint is rewritten (atomically, by
     ``save_checkpoint``) only on promotion.
     """
-    import torch
-
-    from ..hip.campaign import CampaignState
-    from ..hip.checkpoints import DEFAULT_CHECKPOINT, load_model, save_checkpoint, sha256
-
     say = log or (lambda message: None)
     if not isinstance(state, CampaignState):
         state = CampaignState.load(state)
@@ -283,6 +247,10 @@ def evaluate_and_promote(
         }
         tmp = shipped_path.with_name(shipped_path.name + ".tmp")
         save_checkpoint(candidate, tmp, metadata)
+        if shipped_path.is_file():  # the replaced checkpoint stays as the baseline of `aiida-hip evaluate`
+            previous = shipped_path.with_name(PREVIOUS_NAME)
+            shutil.copyfile(shipped_path, previous.with_name(previous.name + ".tmp"))
+            os.replace(previous.with_name(previous.name + ".tmp"), previous)
         os.replace(tmp, shipped_path)
         sha = sha256(shipped_path)
         _update_card_header(card_path, sha, state, date)
@@ -297,8 +265,6 @@ def evaluate_and_promote(
 
 def _lock(work: Path):
     """One campaign at a time: an exclusive lock on ``work/campaign.lock`` held until the process ends."""
-    import fcntl
-
     work.mkdir(parents=True, exist_ok=True)
     handle = open(work / "campaign.lock", "w")  # noqa: SIM115 (held for the life of the process)
     try:
@@ -325,13 +291,26 @@ def data_phase(deadline: float, args, started: float) -> None:
             return
 
 
+def training_data(root: Path, ef_root: Path) -> tuple[list, list, list, str, list[str]]:
+    """Hessian train/val geometries, energy+force train geometries, the data hash and its parts.
+
+    Without E+F files the hash is the shards' alone (so states trained before them still resume); with
+    them it covers both, and their file hashes join the parts with ``EF_PART`` (they grow on their own).
+    """
+    manifest = verify(root)
+    digest, parts = data_hash(manifest), [s["sha256"] for s in manifest["shards"]]
+    train, val, ef_train = load_shards(root, "train"), load_shards(root, "val"), []
+    if (Path(ef_root) / "manifest.json").is_file():
+        ef_parts = [EF_PART + f["sha256"] for f in verify_ef(ef_root)["files"]]
+        ef_train = load_ef_samples(ef_root, "train")
+        digest = hashlib.sha256((digest + "".join(ef_parts)).encode()).hexdigest()
+        parts += ef_parts
+    return train, val, ef_train, digest, parts
+
+
 def train_phase(deadline: float, args) -> int:
     """Resume the state, train until the deadline (less the evaluation reserve), evaluate, promote."""
-    from ..hip.campaign import CampaignConfig, CampaignState, StateMismatchError, run, state_summary
-
-    manifest = verify(args.root)
-    digest, parts = data_hash(manifest), [s["sha256"] for s in manifest["shards"]]
-    train, val = load_shards(args.root, "train"), load_shards(args.root, "val")
+    train, val, ef_train, digest, parts = training_data(args.root, args.ef)
     if not train:
         _log("train: the shards hold no training geometries yet")
         return 0
@@ -341,7 +320,10 @@ def train_phase(deadline: float, args) -> int:
         config = CampaignState.load(args.state).campaign_config()  # resume with the state's own config
     else:
         config = CampaignConfig()
-    _log(f"train: {len(train)} train / {len(val)} val geometries, data {digest[:12]}, config {config.hash()[:12]}")
+    _log(
+        f"train: {len(train)} train / {len(val)} val geometries (+ {len(ef_train)} energy+force), "
+        f"data {digest[:12]}, config {config.hash()[:12]}"
+    )
     before = CampaignState.load(args.state).step if args.state.is_file() else None
     try:
         state = run(
@@ -357,6 +339,7 @@ def train_phase(deadline: float, args) -> int:
             validate_every=args.validate_every,
             log=lambda m: _log("train: " + m),
             should_stop=lambda: _STOP["requested"],
+            ef_train=ef_train,
         )
     except StateMismatchError as exc:
         _log(f"train: {exc}")
@@ -391,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, required=True, help="Wall-time budget of this invocation.")
     parser.add_argument("--phase", choices=("all", "data", "train"), default="all", help="Force one phase.")
     parser.add_argument("--root", type=Path, default=ROOT, help="Committed shards and manifest.")
+    parser.add_argument("--ef", type=Path, default=EF_ROOT, help="Committed energy+force files (if any).")
     parser.add_argument("--work", type=Path, default=WORK, help="Scratch folder (not committed).")
     parser.add_argument("--chunk", type=int, default=4, help="Reactions per shard.")
     parser.add_argument("--train-after", type=int, default=400, help="Labelled reactions before training starts.")

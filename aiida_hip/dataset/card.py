@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 SYMBOLS = {1: "H", 6: "C", 7: "N", 8: "O"}
@@ -52,8 +53,6 @@ def summarise(path: str | Path | list) -> dict:
 
 def _groups(paths):
     """(reaction group, the file's settings JSON) over one file or several."""
-    import h5py
-
     for path in paths if isinstance(paths, list) else [paths]:
         with h5py.File(path, "r") as h5:
             settings = h5.attrs.get("settings", "{}")
@@ -97,8 +96,6 @@ def dataset_card(path: str | Path | list, title: str | None = None, notes: tuple
 
 def write_sample(source: str | Path, target: str | Path, per_split: dict | None = None, max_atoms: int = 12) -> int:
     """Copy a few small reactions of every split into ``target`` (the test sample); returns geometries."""
-    import h5py
-
     per_split = per_split or {"train": 6, "val": 2, "test": 2}
     taken, count = collections.Counter(), 0
     with h5py.File(source, "r") as src, h5py.File(target, "w") as dst:

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
+from tqdm import tqdm
+
+from ..chem.reference import XTBReference
+from .paths import SkipReaction, endpoints, neb_path
+from .reactions import enumerate_reactions, read_smiles_file
+from .sampling import normal_mode_samples
 
 MOLECULES = Path(__file__).with_name("molecules.smi")
 SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
@@ -54,11 +63,7 @@ def reaction_id(key: str) -> str:
 
 def process_reaction(reaction, settings: GenerationSettings, seed: int) -> dict:
     """Everything for one reaction, in a worker: geometries, labels and provenance (no file I/O)."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from ..chem.reference import XTBReference
-    from .paths import SkipReaction, endpoints, neb_path
-    from .sampling import normal_mode_samples
-
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before tblite (OpenMP) loads, on the first xTB call
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     numbers = np.array(reaction.numbers)
@@ -161,8 +166,6 @@ def _write(h5, rid: str, reaction, split: str, result: dict, settings: Generatio
 
 
 def enumerate_all(settings: GenerationSettings, smiles_file: Path = MOLECULES) -> list:
-    from .reactions import enumerate_reactions, read_smiles_file
-
     rng = np.random.default_rng(settings.seed)
     reactions = []
     for smiles, _ in read_smiles_file(smiles_file):
@@ -188,12 +191,6 @@ def generate(
     the benchmarks need, minutes instead of hours); the file stays resumable into the full set.
     ``exclude`` holds reaction ids finished elsewhere (the committed shards of the campaign).
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    import h5py
-    from tqdm import tqdm
-
     settings = settings or GenerationSettings()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

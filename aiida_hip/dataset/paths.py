@@ -6,6 +6,11 @@ import contextlib
 
 import numpy as np
 from ase import Atoms
+from ase.data import atomic_masses
+from ase.mep import NEB
+from ase.optimize import BFGS, FIRE
+from rdkit import Chem
+from rdkit.Chem import AllChem
 
 from ..chem.geometry import BOND_SCALE, connectivity, kabsch_align
 from .reactions import Reaction, molecule_from_graph
@@ -27,8 +32,6 @@ def xtb_calculator(robust: bool = False):
 
 
 def _embed_mol(mol, seed: int) -> np.ndarray:
-    from rdkit.Chem import AllChem
-
     params = AllChem.ETKDGv3()
     params.randomSeed = int(seed)
     if mol.GetNumAtoms() == 1:
@@ -48,9 +51,6 @@ def embed(numbers, orders: dict, seed: int, reference: np.ndarray | None = None)
     With ``reference`` positions (the reactant), every fragment is aligned onto its own atoms there,
     so a product starts where the reactant's atoms are, and overlapping fragments are pushed apart.
     """
-    from ase.data import atomic_masses
-    from rdkit import Chem
-
     numbers = np.asarray(numbers)
     mol = molecule_from_graph(list(numbers), orders)
     fragments = Chem.GetMolFrags(mol, asMols=False)
@@ -100,8 +100,6 @@ def _separate(positions: np.ndarray, fragments, gap: float = 1.8, rounds: int = 
 
 def relax(numbers, positions, fmax: float = 0.02, steps: int = 400) -> tuple[np.ndarray, float]:
     """xTB minimisation (ASE BFGS); returns positions and energy (eV)."""
-    from ase.optimize import BFGS
-
     atoms = Atoms(numbers=numbers, positions=positions)
     atoms.calc = xtb_calculator()
     try:
@@ -120,8 +118,6 @@ def endpoints(reaction: Reaction, seed: int) -> tuple[np.ndarray, np.ndarray, fl
     p_pos, e_p = relax(numbers, embed(numbers, reaction.product_bonds, seed, reference=r_pos))
     if connectivity(numbers, p_pos) != set(reaction.product_bonds):
         raise SkipReaction("product is not a minimum with the intended connectivity at xTB")
-    from ase.data import atomic_masses
-
     return r_pos, kabsch_align(p_pos, r_pos, atomic_masses[numbers]), e_r, e_p
 
 
@@ -139,9 +135,6 @@ def neb_path(
     The snapshots (interior images every ``snapshot_every`` steps) add off-path geometries near the
     reaction channel to the data.
     """
-    from ase.mep import NEB
-    from ase.optimize import FIRE
-
     images = [Atoms(numbers=numbers, positions=reactant)]
     images += [Atoms(numbers=numbers, positions=reactant) for _ in range(n_images - 2)]
     images.append(Atoms(numbers=numbers, positions=product))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from rdkit import Chem
 
 VALENCE = {1: 1, 6: 4, 7: 3, 8: 2}
 
@@ -74,8 +75,6 @@ def _bond_orders(numbers: list[int], edges: set[tuple[int, int]]) -> dict | None
 
 def molecule_from_graph(numbers: list[int], orders: dict):
     """RDKit molecule with the given atoms (same order) and bond orders."""
-    from rdkit import Chem
-
     types = {1: Chem.BondType.SINGLE, 2: Chem.BondType.DOUBLE, 3: Chem.BondType.TRIPLE}
     rw = Chem.RWMol()
     for z in numbers:
@@ -90,8 +89,6 @@ def molecule_from_graph(numbers: list[int], orders: dict):
 
 
 def canonical_smiles(numbers: list[int], orders: dict) -> str | None:
-    from rdkit import Chem
-
     try:
         mol = molecule_from_graph(numbers, orders)
         return Chem.MolToSmiles(Chem.RemoveHs(mol))
@@ -101,8 +98,6 @@ def canonical_smiles(numbers: list[int], orders: dict) -> str | None:
 
 def _acceptable(numbers: list[int], orders: dict) -> bool:
     """Reject products no chemist would draw: lone heavy atoms, strained multiple bonds in small rings."""
-    from rdkit import Chem
-
     try:
         mol = molecule_from_graph(numbers, orders)
     except Exception:
@@ -134,8 +129,6 @@ def enumerate_reactions(
     New bonds join atoms at most ``max_distance`` bonds apart, so the reactions are intramolecular
     and local, as elementary steps are.
     """
-    from rdkit import Chem
-
     mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
     Chem.Kekulize(mol, clearAromaticFlags=True)
     numbers = [a.GetAtomicNum() for a in mol.GetAtoms()]

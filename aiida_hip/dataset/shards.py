@@ -14,22 +14,17 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+import h5py
 import numpy as np
 
+from ..common.files import sha256_of
 from ..hip.data import DatasetError, Sample, load_samples
+from .card import dataset_card
 from .generate import GenerationSettings
 
 MANIFEST = "manifest.json"
 # Raise when the generator's output changes for the same settings (and say so in the card).
 GENERATOR_VERSION = 1
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_manifest(root: Path) -> dict:
@@ -55,8 +50,6 @@ def done_ids(manifest: dict) -> set[str]:
 
 def write_shard(source: Path, root: Path, ids: list[str]) -> dict | None:
     """Pack reactions ``ids`` of the raw generator file ``source`` into the next shard under ``root``."""
-    import h5py
-
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(root)
@@ -101,17 +94,23 @@ def verify(root: Path) -> dict:
             f"{root / MANIFEST} was written by generator version {manifest.get('generator_version')}, "
             f"this code is version {GENERATOR_VERSION}: regenerate the shards"
         )
-    for shard in manifest["shards"]:
-        path = root / shard["file"]
-        if not path.is_file():
-            raise DatasetError(f"shard {path} listed in {MANIFEST} is missing")
-        digest = sha256_of(path)
-        if digest != shard["sha256"]:
-            raise DatasetError(
-                f"shard {path} is corrupted or truncated: SHA-256 {digest[:12]}... does not match "
-                f"{shard['sha256'][:12]}... in {MANIFEST}"
-            )
+    check_listed(root, manifest["shards"], "shard")
     return manifest
+
+
+def check_listed(root: Path, entries: list[dict], what: str, manifest: str = MANIFEST) -> None:
+    """Every listed ``{"file", "sha256"}`` exists under ``root`` and matches its hash; a missing, truncated or
+    corrupted one is a :class:`DatasetError` that names it."""
+    for entry in entries:
+        path = Path(root) / entry["file"]
+        if not path.is_file():
+            raise DatasetError(f"{what} {path} listed in {manifest} is missing")
+        digest = sha256_of(path)
+        if digest != entry["sha256"]:
+            raise DatasetError(
+                f"{what} {path} is corrupted or truncated: SHA-256 {digest[:12]}... does not match "
+                f"{entry['sha256'][:12]}... in {manifest}"
+            )
 
 
 def data_hash(manifest: dict) -> str:
@@ -144,8 +143,6 @@ def summary(root: Path) -> dict:
 
 def write_card(root: Path) -> Path:
     """``CARD.md`` beside the manifest: what the shards hold and the SHA-256 that identifies the data set."""
-    from .card import dataset_card  # the card reads the shards with h5py
-
     root = Path(root)
     manifest = verify(root)
     files = [root / s["file"] for s in manifest["shards"]]

@@ -9,8 +9,8 @@ import torch
 from e3nn import nn as enn
 from e3nn import o3
 from torch import Tensor, nn
-from torch_geometric.utils import scatter
 
+from .graph import scatter_sum
 from .irreps import gate_irreps, tp_paths
 from .radial import BesselBasis
 
@@ -66,6 +66,6 @@ class Interaction(nn.Module):
         src, dst = edge_index
         x = self.linear_up(h)  # (N, D(in))
         messages = self.tp(x[src], edge_sh, self.radial(edge_basis))  # (E, D(mid))
-        agg = scatter(messages, dst, dim=0, dim_size=h.shape[0], reduce="sum")  # (N, D(mid))
+        agg = scatter_sum(messages, dst, h.shape[0])  # (N, D(mid))
         agg = agg / self.avg_num_neighbors**0.5
         return self.gate(self.linear_down(agg)) + self.self_connection(h, species)  # (N, D(out))

@@ -35,6 +35,7 @@ import torch
 from .checkpoints import DEFAULT_CHECKPOINT, load_model, sha256, upgrade_state_dict
 from .config import HIPConfig
 from .data import Sample, collate
+from .features import BackboneFeatures
 from .losses import weighted_loss
 from .model import HIPModel, build_model
 from .train import STAGES, TrainSettings, evaluate_loss, fit_normalisation, stage_forward, trainable_parameters
@@ -296,8 +297,12 @@ def _check(state: CampaignState, path: Path, config: CampaignConfig, data_hash: 
     if state.data_hash == data_hash:
         return False
     old, new = list(state.data_parts), list(data_parts)
-    if old and len(new) > len(old) and new[: len(old)] == old:
-        return True  # append-only growth
+    if (
+        old
+        and len(new) > len(old)
+        and all(_stream(new, kind)[: len(_stream(old, kind))] == _stream(old, kind) for kind in (False, True))
+    ):
+        return True  # append-only growth of the Hessian shards and of the energy+force files
     first = next((k for k, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), None)
     if not old or not new:
         detail = "no list of parts (shard hashes) to tell appended data from changed data"
@@ -306,6 +311,14 @@ def _check(state: CampaignState, path: Path, config: CampaignConfig, data_hash: 
     else:
         detail = f"the data shrank from {len(old)} to {len(new)} parts"
     raise StateMismatchError("data", path, state.data_hash, data_hash, detail)
+
+
+#: prefix of the parts (file hashes) of the energy+force data, which grows on its own beside the shards
+EF_PART = "ef:"
+
+
+def _stream(parts: Sequence[str], energy_forces: bool) -> list[str]:
+    return [p for p in parts if p.startswith(EF_PART) is energy_forces]
 
 
 def _now() -> str:
@@ -423,6 +436,9 @@ class _Session:
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self.params: list[torch.nn.Parameter] = []
         self.opt_stage: int | None = None  # index of the stage the optimiser belongs to
+        self.features: BackboneFeatures | None = None
+        #: per stage, the samples and the batch stream it draws from (default: ``train``, ``sampler``)
+        self.pools: dict[str, tuple[list[Sample], _Sampler]] = {}
         self.stage_name = state.stage
         self.started = self.last_save = self.last_log = time.time()
         self.steps_done = 0
@@ -500,14 +516,25 @@ class _Session:
             raise CampaignError(f"{self.state_path}: no optimiser state for step {state.step} of stage {stage.name}")
         self.opt_stage, self.stage_name, state.stage = k, stage.name, stage.name
         self.say(f"stage {stage.name} at step {state.step} (stage step {state.step - first}), lr {lr:g}")
+        self.features = None
+        if stage.name == "hessian":  # the backbone is frozen for the whole stage: its features once
+            t0 = time.perf_counter()
+            self.features = BackboneFeatures(self.model, self.train, self.device)
+            self.say(
+                f"backbone features of {len(self.features)} geometries cached "
+                f"({self.features.nbytes / 2**20:.0f} MiB, {time.perf_counter() - t0:.0f} s)"
+            )
 
     def step(self, stage_name: str) -> None:
         """One optimiser step on batch ``step - data_since_step`` of the deterministic stream."""
         state, config = self.state, self.config
-        chunk = [self.train[i] for i in self.sampler.indices(state.step - state.data_since_step)]  # batch_size
+        pool, sampler = self.pools.get(stage_name, (self.train, self.sampler))
+        indices = sampler.indices(state.step - state.data_since_step)  # (batch_size,)
+        chunk = [pool[i] for i in indices]
         # data: G = batch_size molecules, N atoms; target: energy (G,), forces (N, 3), hessian_flat (sum 9 n_i^2,)
         data, target = collate(chunk, self.dtype, self.device)
-        pred = stage_forward(self.model, data, stage_name, training=True)
+        features = self.features.gather(indices) if self.features is not None else None  # (N, D)
+        pred = stage_forward(self.model, data, stage_name, training=True, features=features)
         loss, _ = weighted_loss(pred, target, [s.n_atoms for s in chunk], config.settings(stage_name).weights())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -570,6 +597,7 @@ def run(
     init_checkpoint: str | Path | None = None,
     device: str = "cpu",
     should_stop: Callable[[], bool] | None = None,
+    ef_train: Sequence[Sample] = (),
 ) -> CampaignState:
     """Train from ``state_path`` (or from ``config.init`` if it does not exist) and save it back.
 
@@ -579,7 +607,8 @@ def run(
     ``validate_every`` steps and at the end; it never changes the parameters or the batch order.
     ``should_stop`` (e.g. set by a SIGTERM handler) is polled between steps, so a stop request still
     ends on a complete step and a saved state. Raises :class:`StateMismatchError` when the state
-    belongs to other data or another config.
+    belongs to other data or another config. ``ef_train``: energy+force geometries (no Hessian) that join
+    ``train`` in the ``energy_forces`` stage only (their file hashes belong in ``data_parts`` with ``EF_PART``).
     """
     if not train:
         raise CampaignError("the campaign needs a non-empty training set")
@@ -599,6 +628,12 @@ def run(
     session = _Session(
         state, model, sampler, config, train, val, state_path=state_path, val_max=val_max, device=device, say=say
     )
+    if ef_train:  # the backbone stage draws from every labelled geometry, the Hessian stages from the shards
+        session.pools["energy_forces"] = (
+            train + list(ef_train),
+            _Sampler(len(train) + len(ef_train), config.batch_size, config.seed, state.data_version),
+        )
+        say(f"energy_forces stage: {len(train)} + {len(ef_train)} energy+force geometries")
     model.train()
     while not session.should_stop(max_steps, deadline, should_stop):
         k, first, _end = config.stage_at(state.step)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 
+from ..common.files import sha256_of
 from .config import HIPConfig
 from .model import HIPModel, build_model
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "hip_default.pt"
+#: the checkpoint the last promotion replaced, kept so that ``aiida-hip evaluate`` compares against it
+PREVIOUS_NAME = "hip_previous.pt"
 
 
 #: State-dict prefixes of checkpoints written before the Hessian head was split into a pair block and a
@@ -43,11 +45,7 @@ def upgrade_state_dict(state: dict) -> dict:
 
 def sha256(path: str | Path) -> str:
     """SHA-256 of a file: what provenance records to say exactly which model made a Hessian."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_of(path)
 
 
 def save_checkpoint(model: HIPModel, path: str | Path, metadata: dict | None = None) -> Path:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 
@@ -22,13 +23,13 @@ class DatasetError(ValueError):
 
 @dataclass
 class Sample:
-    """One labelled geometry: eV, Angstrom, eV/A, eV/A^2."""
+    """One labelled geometry: eV, Angstrom, eV/A, eV/A^2 (``hessian`` None: energy and forces only)."""
 
     numbers: np.ndarray
     positions: np.ndarray
     energy: float
     forces: np.ndarray
-    hessian: np.ndarray
+    hessian: np.ndarray | None
     reaction: str
     kind: str
 
@@ -39,8 +40,6 @@ class Sample:
 
 def load_samples(path: str | Path, split: str | None = None, kinds: Sequence[str] | None = None) -> list[Sample]:
     """All geometries of the reactions in ``split`` (``train``/``val``/``test``; ``None``: every split)."""
-    import h5py
-
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"dataset not found: {path}")
@@ -91,8 +90,6 @@ def pack_dataset(source: str | Path, target: str | Path, hessian_dtype: str = "f
     float16 keeps about 3.3 significant digits (relative error <= 4.9e-4), far below the
     finite-difference noise and the model error; the reader restores full symmetric matrices.
     """
-    import h5py
-
     rows = None
     counts = {"reactions": 0, "geometries": 0}
     with h5py.File(source, "r") as src, h5py.File(target, "w") as dst:
@@ -120,15 +117,18 @@ def pack_dataset(source: str | Path, target: str | Path, hessian_dtype: str = "f
 
 
 def collate(samples: Sequence[Sample], dtype: torch.dtype, device: torch.device | str) -> tuple[MolecularBatch, dict]:
-    """A :class:`MolecularBatch` and its targets (energy (G,), forces (N, 3), flat Hessians)."""
+    """A :class:`MolecularBatch` and its targets (energy (G,), forces (N, 3), flat Hessians).
+
+    ``hessian_flat`` only when every sample has a Hessian: energy+force samples train the backbone alone.
+    """
     data = MolecularBatch.from_molecules([(s.numbers, s.positions) for s in samples], dtype, device)
     targets = {
         "energy": torch.tensor([s.energy for s in samples], dtype=dtype, device=device),
         "forces": torch.as_tensor(np.concatenate([s.forces for s in samples]), dtype=dtype, device=device),
-        "hessian_flat": torch.as_tensor(
-            np.concatenate([s.hessian.reshape(-1) for s in samples]), dtype=dtype, device=device
-        ),
     }
+    if all(s.hessian is not None for s in samples):
+        flat = np.concatenate([s.hessian.reshape(-1) for s in samples])  # (sum 9 n_i^2,)
+        targets["hessian_flat"] = torch.as_tensor(flat, dtype=dtype, device=device)
     return data, targets
 
 

@@ -15,10 +15,10 @@ import torch
 from e3nn import nn as enn
 from e3nn import o3
 from torch import Tensor, nn
-from torch_geometric.utils import scatter
 
 from .blocks import Interaction
 from .config import HIPConfig
+from .graph import scatter_sum
 from .irreps import BLOCK_IRREPS, block_irreps, cartesian_change_of_basis, hidden_irreps, irreps_to_cartesian, tp_paths
 from .radial import GaussianBasis
 
@@ -87,7 +87,7 @@ class DiagonalBlock(nn.Module):
 
     def forward(self, a: Tensor, pair: Tensor, pair_dst: Tensor) -> Tensor:
         """Raw diagonal readout (N, 9) from node features ``a`` (N, D(in)) and ``pair`` features (P, D(pair))."""
-        summed = scatter(pair, pair_dst, dim=0, dim_size=a.shape[0], reduce="sum")  # (N, D(pair))
+        summed = scatter_sum(pair, pair_dst, a.shape[0])  # (N, D(pair))
         summed = summed / self.avg_num_neighbors
         diag_in = torch.cat([self.tp_self(a, a), summed, a], dim=-1)  # (N, D(mid) + D(pair) + D(in))
         return self.diag_mix(diag_in)  # (N, 9)

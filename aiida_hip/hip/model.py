@@ -199,16 +199,24 @@ class HIPModel(nn.Module):
         ptr = out["hessian_ptr"]
         return [out["hessian_flat"][ptr[g] : ptr[g + 1]].view(3 * n, 3 * n) for g, n in enumerate(sizes)]
 
-    def predict(self, numbers, positions, hessian: str | None = "predicted", fd_step: float = 1e-3) -> dict:
+    def predict(
+        self, numbers, positions, hessian: str | None = "predicted", fd_step: float = 1e-3, forces: bool = True
+    ) -> dict:
         """One molecule, numpy in and out: ``energy`` (eV), ``forces`` (N, 3) eV/A, ``hessian`` (3N, 3N) eV/A^2.
 
         ``hessian`` is ``"predicted"`` (HIP head), ``"autograd"`` (second derivative of the energy),
         ``"finite-difference"`` (central differences of the forces, step ``fd_step`` A) or ``None``.
+        ``forces=False`` skips the backward pass (``forces`` is then None): a search on another surface
+        that only wants HIP's Hessian pays half as much per call.
         """
-        return self.predict_batch([(numbers, positions)], hessian=hessian, fd_step=fd_step)[0]
+        return self.predict_batch([(numbers, positions)], hessian=hessian, fd_step=fd_step, forces=forces)[0]
 
     def predict_batch(
-        self, molecules: Sequence[tuple], hessian: str | None = "predicted", fd_step: float = 1e-3
+        self,
+        molecules: Sequence[tuple],
+        hessian: str | None = "predicted",
+        fd_step: float = 1e-3,
+        forces: bool = True,
     ) -> list[dict]:
         """Several molecules of any sizes in one batched forward (autograd/FD Hessians loop per molecule)."""
         if hessian not in HESSIAN_MODES:
@@ -220,7 +228,8 @@ class HIPModel(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            out = self(data, compute_forces=True, compute_hessian=hessian == "predicted")
+            with torch.inference_mode(not forces):
+                out = self(data, compute_forces=forces, compute_hessian=hessian == "predicted")
             sizes = [len(z) for z, _ in mols]
             hessians: list[Tensor | None] = [None] * len(mols)
             if hessian == "predicted":
@@ -233,13 +242,13 @@ class HIPModel(nn.Module):
                         hessians[k] = self.finite_difference_hessian(z, p, step=fd_step)
         finally:
             self.train(was_training)
-        forces = out["forces"].detach().cpu().numpy().astype(np.float64)
+        all_forces = out["forces"].detach().cpu().numpy().astype(np.float64) if forces else None
         first = np.cumsum([0, *sizes])
         results = []
         for k in range(len(mols)):
             res = {
                 "energy": float(out["energy"][k].detach()),
-                "forces": forces[first[k] : first[k + 1]],
+                "forces": None if all_forces is None else all_forces[first[k] : first[k + 1]],
                 "hessian": None if hessians[k] is None else hessians[k].detach().cpu().numpy().astype(np.float64),
             }
             results.append(res)

@@ -20,6 +20,8 @@ from tqdm import tqdm
 
 from .checkpoints import save_checkpoint, upgrade_state_dict
 from .data import Sample, batches, collate
+from .features import BackboneFeatures
+from .graph import radius_graph
 from .losses import LossWeights, weighted_loss
 from .model import HIPModel
 
@@ -69,7 +71,8 @@ def fit_normalisation(model: HIPModel, samples: list[Sample]) -> dict:
     energies = np.array([s.energy for s in samples])
     e0, *_ = np.linalg.lstsq(counts, energies, rcond=None)
     force_rms = float(np.sqrt(np.mean(np.concatenate([s.forces.reshape(-1) for s in samples]) ** 2)))
-    hess_rms = float(np.sqrt(np.mean(np.concatenate([s.hessian.reshape(-1) for s in samples]) ** 2)))
+    hessians = [s.hessian.reshape(-1) for s in samples if s.hessian is not None]
+    hess_rms = float(np.sqrt(np.mean(np.concatenate(hessians) ** 2))) if hessians else 1.0
     with torch.no_grad():
         model.atomic_energies.copy_(torch.as_tensor(e0))
         model.energy_scale.fill_(max(force_rms, 1e-3))
@@ -101,11 +104,18 @@ def trainable_parameters(model: HIPModel, stage: str) -> list[torch.nn.Parameter
     return params
 
 
-def stage_forward(model: HIPModel, data, stage: str, training: bool) -> dict:
-    """The forward pass a stage trains on (used by :mod:`aiida_hip.hip.campaign` as well)."""
+def stage_forward(model: HIPModel, data, stage: str, training: bool, features: torch.Tensor | None = None) -> dict:
+    """The forward pass a stage trains on (used by :mod:`aiida_hip.hip.campaign` as well).
+
+    ``features``: the frozen backbone's node features of this batch (:class:`~.features.BackboneFeatures`),
+    so that the ``hessian`` stage runs the head alone.
+    """
     if stage == "hessian":  # frozen backbone: features without a graph, gradients through the head only
         with torch.no_grad():
-            _, h, edges = model.energy(data)
+            if features is None:
+                _, h, edges = model.energy(data)
+            else:
+                h, edges = features, radius_graph(data.positions, data.batch, data.num_graphs, model.config.cutoff)
         with torch.set_grad_enabled(training):
             return model.hessian_blocks(data, h, edges)
     compute_hessian = stage == "end_to_end"
@@ -191,6 +201,7 @@ def _train_epoch(
     rng: np.random.Generator,
     epoch: int,
     progress: bool,
+    features: BackboneFeatures | None = None,
 ) -> float:
     """One pass over the shuffled training set; returns the mean training loss per sample."""
     model.train()
@@ -204,7 +215,7 @@ def _train_epoch(
     for chunk in batches(train_samples, settings.batch_size, rng):
         # data: G molecules, N atoms; target: energy (G,), forces (N, 3), hessian_flat (sum 9 n_i^2,)
         data, target = collate(chunk, model.dtype, settings.device)
-        pred = _forward(model, data, settings.stage, training=True)
+        pred = stage_forward(model, data, settings.stage, True, None if features is None else features.of(chunk))
         loss, _ = weighted_loss(pred, target, [s.n_atoms for s in chunk], weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -295,9 +306,13 @@ def train(
         with open(log_path, "w", newline="") as fh:
             csv.writer(fh).writerow(LOG_FIELDS)
 
+    # the backbone is frozen in the hessian stage: its features once, not at every step
+    features = BackboneFeatures(model, train_samples, settings.device) if settings.stage == "hessian" else None
     while state["epoch"] < settings.epochs and state["bad_epochs"] < settings.patience:
         t0 = time.perf_counter()
-        train_loss = _train_epoch(model, train_samples, settings, optimizer, params, rng, state["epoch"], progress)
+        train_loss = _train_epoch(
+            model, train_samples, settings, optimizer, params, rng, state["epoch"], progress, features
+        )
         val = evaluate_loss(model, val_samples, settings)
         scheduler.step(val["loss"])
         state["epoch"] += 1

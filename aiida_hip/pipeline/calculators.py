@@ -23,6 +23,7 @@ from ..chem.units import BOHR_TO_ANGSTROM, EV_TO_HARTREE
 from ..chem.vibrations import rigid_body_vectors
 from ..common.level import Level, LevelError
 from ..common.types import Calculator, HessianMode
+from .dft_check import DFTCheckSettings
 
 __all__ = ["Counters", "Evaluator", "Level", "LevelError", "ase_calculator", "pysis_calculator"]
 
@@ -52,8 +53,6 @@ def model_provenance(level: Level) -> dict | None:
 def cached_reference(calculator: str, charge: int, multiplicity: int | None):
     """The reference code of a level, once per process: GFN2-xTB, or DFT with the DFT check's settings."""
     if calculator == Calculator.DFT:
-        from .dft_check import DFTCheckSettings  # PySCF itself loads on the first calculation
-
         dft = DFTCheckSettings()
         return DFTReference(dft.functional, dft.basis, charge, multiplicity, dft.conv_tol, dft.max_memory_mb)
     return XTBReference(charge=charge, multiplicity=multiplicity, workers=1)
@@ -127,7 +126,8 @@ class Evaluator:
             self.counters.reference_hessians += 1
         else:
             model = getattr(self, "model", None) or cached_model(self.level.checkpoint, self.level.device)
-            out = model.predict(numbers, positions, hessian=mode)
+            # only the Hessian is used here: no backward pass for forces
+            out = model.predict(numbers, positions, hessian=mode, forces=False)
         self.counters.hessians += 1
         self.counters.hessian_seconds += time.perf_counter() - t0
         h = np.asarray(out["hessian"], dtype=np.float64)

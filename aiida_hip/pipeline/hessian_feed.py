@@ -9,6 +9,10 @@ by a guard when they disagree with the surface.
   disagreements in a row the search goes on Hessian-free (Sella's own estimate, Bofill updates), and
   the summary says at which call. An exact Hessian is never guarded: it cannot disagree with itself
   beyond anharmonicity.
+- Before a saddle search trusts its first approximate Hessian, the guard probes the surface along that
+  Hessian's lowest mode (the mode the optimiser would climb): two gradients give the true curvature there.
+  A disagreement trips the guard at call 0, so a model that is wrong about the reaction mode costs two
+  gradients instead of a whole search steered by it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ class HessianPolicy:
     #: eV/A^2: curvatures below this are noise for the guard
     guard_scale: float = 0.5
     guard_strikes: int = 2
+    #: saddle searches: check the first Hessian's lowest mode against the surface before using it
+    probe: bool = True
+    #: A: central-difference step of the probe along the (unit, Cartesian) mode
+    probe_step: float = 0.005
 
     def __post_init__(self) -> None:
         if self.refresh < 0:
@@ -74,8 +82,33 @@ class HessianFeed:
                 record["tangent_overlap"] = round(conditioning.tangent_overlap, 4)
         if self.approximate and self.policy.guard:
             record |= self._guard(numbers, positions, hessian)
+            if self.policy.probe and self.kind == "ts" and not self.records:
+                record |= self._probe(numbers, positions, hessian)
         self.records.append(record)
         return hessian
+
+    def _disagree(self, predicted: float, measured: float) -> bool:
+        scale = max(abs(measured), self.policy.guard_scale)
+        return abs(predicted - measured) > self.policy.guard_tolerance * scale
+
+    def _trip(self) -> None:
+        self.tripped_at = len(self.records)
+        if self.on_trip is not None:
+            self.on_trip()
+
+    def _probe(self, numbers, positions: np.ndarray, hessian: np.ndarray) -> dict:
+        """The surface's curvature along the Hessian's lowest mode, by central differences of two gradients."""
+        values, vectors = np.linalg.eigh(hessian)
+        mode, h = vectors[:, 0], self.policy.probe_step
+        step = h * mode.reshape(-1, 3)
+        plus = -self.evaluator.gradient(numbers, positions + step)["forces"].reshape(-1)
+        minus = -self.evaluator.gradient(numbers, positions - step)["forces"].reshape(-1)
+        measured, predicted = float(mode @ (plus - minus)) / (2 * h), float(values[0])
+        out = {"probe_predicted": round(predicted, 4), "probe_measured": round(measured, 4)}
+        if self._disagree(predicted, measured):
+            self._trip()
+            out["guard_tripped"] = True
+        return out
 
     def _guard(self, numbers, positions: np.ndarray, hessian: np.ndarray) -> dict:
         gradient = -self.evaluator.gradient(numbers, positions)["forces"].reshape(-1)
@@ -87,15 +120,11 @@ class HessianFeed:
             if norm2 > 1e-8:
                 measured = float(dx @ (gradient - g0)) / norm2
                 predicted = float(dx @ h0 @ dx) / norm2
-                scale = max(abs(measured), self.policy.guard_scale)
-                bad = abs(predicted - measured) > self.policy.guard_tolerance * scale
-                self.strikes = self.strikes + 1 if bad else 0
+                self.strikes = self.strikes + 1 if self._disagree(predicted, measured) else 0
                 out = {"curvature_measured": round(measured, 4), "curvature_predicted": round(predicted, 4)}
                 if self.strikes >= self.policy.guard_strikes and self.tripped_at is None:
-                    self.tripped_at = len(self.records)
+                    self._trip()
                     out["guard_tripped"] = True
-                    if self.on_trip is not None:
-                        self.on_trip()
         self._last = (positions.copy(), gradient, hessian)
         return out
 

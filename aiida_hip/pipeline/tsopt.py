@@ -46,6 +46,8 @@ class TSOptSettings:
     trust_max: float = 0.5
     conditioning: ConditioningSettings = field(default_factory=ConditioningSettings)
     guard: bool = True
+    #: the guard's probe of the first approximate Hessian's lowest mode (two gradients; see :mod:`.hessian_feed`)
+    guard_probe: bool = True
     #: approximate Hessians in RS-P-RFO (the pysisyphus route); off: it starts Hessian-free instead (the
     #: Lindh + tangent baseline). Measured on 24 development reactions with the shipped checkpoint, HIP
     #: Hessians there verified 1/24 (start only) and 0/24 (every step) against 6/24 Hessian-free.
@@ -55,7 +57,9 @@ class TSOptSettings:
         return self.approximate_recalc if approximate else self.hessian_recalc
 
     def hessian_policy(self, approximate: bool = False) -> HessianPolicy:
-        return HessianPolicy(refresh=self.refresh(approximate), conditioning=self.conditioning, guard=self.guard)
+        return HessianPolicy(
+            refresh=self.refresh(approximate), conditioning=self.conditioning, guard=self.guard, probe=self.guard_probe
+        )
 
 
 @dataclass

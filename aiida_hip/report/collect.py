@@ -10,7 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiida import orm
+from aiida.common.exceptions import NotExistent
+from aiida.manage import get_manager
+from ase.io import write
 
+from ..data import HipModelData
 from ..queries import REACTION_BATCH_PROCESS_TYPE, reaction_rows
 
 #: packages whose versions say what produced and rendered the results
@@ -45,8 +49,6 @@ class ReportTargetError(ValueError):
 
 def resolve_target(target: str) -> tuple[str | None, int | None, str]:
     """``(group, batch_pk, description)`` for a group label or a batch work chain pk."""
-    from aiida.common.exceptions import NotExistent
-
     if target.isdigit():
         try:
             node = orm.load_node(int(target))
@@ -67,8 +69,6 @@ def resolve_target(target: str) -> tuple[str | None, int | None, str]:
 def _ts_xyz(pk: int | None, name: str) -> str | None:
     if pk is None:
         return None
-    from ase.io import write
-
     buffer = io.StringIO()
     atoms = orm.load_node(pk).get_ase()
     atoms.info = {"comment": f"TS of {name} (StructureData pk {pk}), Angstrom"}
@@ -115,8 +115,6 @@ def _packed_entry(row: dict) -> ReactionEntry:
 
 def _models(shas: set[str]) -> list[dict[str, Any]]:
     """The ``hip.model`` nodes behind the rows' checkpoint hashes (hash alone when no node is stored)."""
-    from ..data import HipModelData
-
     out = []
     for sha in sorted(shas):
         qb = orm.QueryBuilder().append(HipModelData, filters={"attributes.sha256": sha})
@@ -141,8 +139,6 @@ def environment_versions() -> dict[str, str]:
 
 def collect_report(target: str, title: str | None = None) -> ReportData:
     """Everything the page shows for a group label or a ``hip.reaction_batch`` pk (a loaded profile is needed)."""
-    from aiida.manage import get_manager
-
     group, batch, scope = resolve_target(target)
     rows = sorted(reaction_rows(group=group, batch=batch), key=lambda r: (r["reaction"], r["pk"]))
     entries = [(_packed_entry if row["job_pk"] is not None else _search_entry)(row) for row in rows]

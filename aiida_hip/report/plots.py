@@ -6,6 +6,7 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 
 #: colours of the page's figures (the screenshot test looks for FUNNEL_COLOUR)
 FUNNEL_COLOUR = "#1f77b4"
@@ -14,20 +15,14 @@ REVERSE_COLOUR = "#2ca02c"
 
 
 def _figure(width: float = 6.4, height: float = 3.6):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=(width, height), dpi=100, layout="constrained")
+    """A figure and its axes, without pyplot: no backend and no global figure list (``savefig`` uses Agg)."""
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return fig, fig.subplots()
 
 
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
+def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
 
 

@@ -7,6 +7,8 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Environment, PackageLoader, select_autoescape
+
 from ..common.types import Outcome, outcome_or_none
 from . import plots
 from .collect import ReportData
@@ -50,8 +52,6 @@ def _safe_name(name: str) -> str:
 
 
 def render_report(data: ReportData) -> str:
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
     rows = [e.row for e in data.entries]
     statuses = [row["status"] for row in rows]
     dft = [e.summary.get("dft_verified") for e in data.entries]

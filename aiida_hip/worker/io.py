@@ -40,39 +40,15 @@ def atoms_to_dict(atoms) -> dict:
     return structure_to_dict(atoms.get_chemical_symbols(), atoms.positions)
 
 
-def dict_to_atoms(data: dict, role: str):
-    """A structure entry -> ASE ``Atoms`` (no cell, no periodicity), with errors that name ``role``."""
-    from ase import Atoms  # lazily: CalcJobs and parsers import this module in the daemon
-
-    try:
-        symbols, positions = data["symbols"], np.asarray(data["positions"], dtype=float)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WorkerInputError(f"structure {role!r} needs 'symbols' and numeric 'positions' ({exc})") from exc
-    if positions.shape != (len(symbols), 3):
-        raise WorkerInputError(f"structure {role!r}: {len(symbols)} symbols but positions of shape {positions.shape}")
-    if not np.all(np.isfinite(positions)):
-        raise WorkerInputError(f"structure {role!r} has non-finite coordinates")
-    try:
-        return Atoms(symbols=symbols, positions=positions)
-    except (KeyError, ValueError) as exc:
-        raise WorkerInputError(f"structure {role!r} has an unknown element: {exc}") from exc
-
-
 @dataclass
 class ReactionInput:
-    """One reaction (or one molecule) for one stage: named structures and named arrays."""
+    """One reaction (or one molecule) for one stage: named structures (as ASE ``Atoms`` through
+    :func:`aiida_hip.worker.stages.reaction_atoms`) and named arrays."""
 
     name: str
     structures: dict[str, dict]
     arrays: dict[str, Any] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
-
-    def atoms(self, role: str, required: bool = True):
-        if role not in self.structures:
-            if required:
-                raise WorkerInputError(f"reaction {self.name!r}: stage needs a {role!r} structure")
-            return None
-        return dict_to_atoms(self.structures[role], f"{self.name}/{role}")
 
     def array(self, key: str, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
         if key not in self.arrays or self.arrays[key] is None:

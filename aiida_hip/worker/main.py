@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..common.level import PARAMETER_KEYS, Level, LevelError
 from ..pipeline.calculators import Evaluator
@@ -90,8 +91,7 @@ def run_worker(input_file: str | Path, output_dir: str | Path | None = None) -> 
         job = read_input(input_file)
         results["stage"] = job.stage
         if job.threads:  # torch and BLAS alike: several workers share a node's cores
-            import torch
-            from threadpoolctl import threadpool_limits
+            import torch  # here only: a job with no thread count and no model never loads torch
 
             torch.set_num_threads(int(job.threads))
             threadpool_limits(int(job.threads))

@@ -45,7 +45,10 @@ class ModelClient:
         self.connection = connection
         self.config = config
 
-    def predict(self, numbers, positions, hessian: str | None = "predicted", name: str = "molecule") -> dict:
+    def predict(
+        self, numbers, positions, hessian: str | None = "predicted", name: str = "molecule", forces: bool = True
+    ) -> dict:
+        """The server always returns forces (its batches mix callers): ``forces=False`` is accepted, not used."""
         self.connection.send((PREDICT, np.asarray(numbers), np.asarray(positions, dtype=np.float64), hessian, name))
         status, payload = self.connection.recv()
         if status != "ok":

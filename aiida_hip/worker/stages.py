@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ase import Atoms
 
 from ..common.molecule import ReactionInputError
 from ..common.types import AUTO_ORDER, HessianMode, Outcome
@@ -47,6 +48,31 @@ class StageOutput:
     structures: dict[str, dict] = dataclasses.field(default_factory=dict)
     arrays: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     trajectories: dict[str, list[dict]] = dataclasses.field(default_factory=dict)
+
+
+def dict_to_atoms(data: dict, role: str) -> Atoms:
+    """A structure entry -> ASE ``Atoms`` (no cell, no periodicity), with errors that name ``role``."""
+    try:
+        symbols, positions = data["symbols"], np.asarray(data["positions"], dtype=float)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WorkerInputError(f"structure {role!r} needs 'symbols' and numeric 'positions' ({exc})") from exc
+    if positions.shape != (len(symbols), 3):
+        raise WorkerInputError(f"structure {role!r}: {len(symbols)} symbols but positions of shape {positions.shape}")
+    if not np.all(np.isfinite(positions)):
+        raise WorkerInputError(f"structure {role!r} has non-finite coordinates")
+    try:
+        return Atoms(symbols=symbols, positions=positions)
+    except (KeyError, ValueError) as exc:
+        raise WorkerInputError(f"structure {role!r} has an unknown element: {exc}") from exc
+
+
+def reaction_atoms(reaction: ReactionInput, role: str, required: bool = True) -> Atoms | None:
+    """The ``role`` structure of ``reaction`` as ASE ``Atoms`` (``None`` when it is absent and not required)."""
+    if role not in reaction.structures:
+        if required:
+            raise WorkerInputError(f"reaction {reaction.name!r}: stage needs a {role!r} structure")
+        return None
+    return dict_to_atoms(reaction.structures[role], f"{reaction.name}/{role}")
 
 
 def build_settings(cls, data: dict | None, where: str):
@@ -111,7 +137,7 @@ def run_opt_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: P
     """RFO minimisation, then (``freq``, default on) frequencies at the minimum."""
     _check_keys(settings, {"opt", "freq", "freq_hessian", "imaginary_threshold"}, "opt stage")
     opt_settings = build_settings(OptSettings, settings.get("opt"), "opt")
-    atoms = reaction.atoms("structure")
+    atoms = reaction_atoms(reaction, "structure")
     opt = run_opt(atoms, evaluator, opt_settings, workdir / "opt")
     out = StageOutput(opt.outcome, opt.message, {"opt": opt.summary()}, {"structure": atoms_to_dict(opt.atoms)})
     out.summary["energy_ev"] = opt.energy_ev
@@ -127,7 +153,7 @@ def run_path_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: 
     _check_keys(settings, {"route", "path"}, "path stage")
     route = _route(settings)
     path_settings = build_settings(PathSettings, settings.get("path"), "path")
-    reactant, product = reaction.atoms("reactant"), reaction.atoms("product")
+    reactant, product = reaction_atoms(reaction, "reactant"), reaction_atoms(reaction, "product")
     _checked(check_reaction, reactant, product)
     path = route.path(reactant, product, evaluator, path_settings, workdir / f"path{route.suffix}")
     summary = path.summary() | {"route": route.name.value, "curvature": path.curvature}
@@ -147,7 +173,7 @@ def run_tsopt_stage(reaction: ReactionInput, evaluator, settings: dict, workdir:
     route = _route(settings)
     tsopt = build_settings(TSOptSettings, settings.get("tsopt"), "tsopt")
     sella = build_settings(SellaSettings, settings.get("sella"), "sella")
-    guess = reaction.atoms("ts_guess")
+    guess = reaction_atoms(reaction, "ts_guess")
     tangent = reaction.array("tangent", (len(guess), 3))
     curvature = reaction.parameters.get("curvature")
     ts = _checked(route.tsopt, guess, tangent, curvature, evaluator, tsopt, sella, workdir / f"tsopt{route.suffix}")
@@ -167,7 +193,7 @@ def run_freq_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: 
     if expected not in ("ts", "minimum"):
         raise WorkerInputError(f"freq 'expected' must be 'ts' or 'minimum', got {expected!r}")
     freq = run_freq(
-        reaction.atoms("structure"),
+        reaction_atoms(reaction, "structure"),
         evaluator,
         expected,
         hessian=_judging_hessian(evaluator, settings.get("hessian")),
@@ -186,7 +212,7 @@ def run_irc_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: P
     _check_keys(settings, {"route", "irc"}, "irc stage")
     route = _route(settings)
     irc_settings = build_settings(IRCSettings, settings.get("irc"), "irc")
-    ts = reaction.atoms("ts")
+    ts = reaction_atoms(reaction, "ts")
     n3 = 3 * len(ts)
     hessian = reaction.array("hessian", (n3, n3))
     if hessian is None:
@@ -194,7 +220,7 @@ def run_irc_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: P
         mode = level.hessian if level.hessian != HessianMode.NONE else level.exact_hessian
         hessian = evaluator.hessian(ts.numbers, ts.positions, mode=mode)
     irc = route.irc(ts, hessian, evaluator, irc_settings, workdir / f"irc{route.suffix}")
-    reactant, product = reaction.atoms("reactant", False), reaction.atoms("product", False)
+    reactant, product = reaction_atoms(reaction, "reactant", False), reaction_atoms(reaction, "product", False)
     outcome, message, check = judge_irc(irc, reactant, product)
     out = StageOutput(outcome, message, {"irc": irc.summary() | {"route": route.name.value}})
     if irc.trajectory:
@@ -216,7 +242,7 @@ def run_irc_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: P
 def run_ts_search_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: Path) -> StageOutput:
     """The whole chain for one reaction in one go (for jobs that carry many reactions)."""
     search_settings = build_settings(TSSearchSettings, settings, "ts_search")
-    reactant, product = reaction.atoms("reactant"), reaction.atoms("product")
+    reactant, product = reaction_atoms(reaction, "reactant"), reaction_atoms(reaction, "product")
     result = _checked(ts_search, reactant, product, workdir, evaluator.level, search_settings, evaluator=evaluator)
     out = StageOutput(Outcome(result.status), result.message, result.to_dict())
     if result.ts is not None:
@@ -228,7 +254,7 @@ def run_dft_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: P
     """DFT (PySCF) verification of one geometry (:mod:`aiida_hip.pipeline.dft_check`)."""
     dft = build_settings(DFTCheckSettings, settings, "dft stage")
     level = reaction.parameters.get("level", {})
-    atoms = reaction.atoms("structure")
+    atoms = reaction_atoms(reaction, "structure")
     check = run_dft_check(atoms, dft, level.get("charge", 0), level.get("multiplicity"), reaction.name)
     return StageOutput(check.outcome, check.message, check.summary, arrays=check.arrays)
 
@@ -251,7 +277,7 @@ def _folder_name(index: int, name: str) -> str:
 def _check_elements(reaction, evaluator) -> None:
     for role in reaction.structures:
         try:
-            check_elements(reaction.atoms(role), evaluator, role)
+            check_elements(reaction_atoms(reaction, role), evaluator, role)
         except ReactionInputError as exc:
             raise WorkerInputError(str(exc)) from exc
 

@@ -41,6 +41,7 @@ def molecule_thermochemistry(
     structure: orm.StructureData, hessian: orm.ArrayData, parameters: orm.Dict, temperature: orm.Float
 ) -> orm.Dict:
     """Ideal-gas RRHO thermochemistry (quasi-RRHO entropies) of a minimum (eV, eV/K; symmetry number 1)."""
+    # here, not at the top: chem loads ASE, which the daemon's work chains must load without (test_vocabulary)
     from ..chem.thermo import LOW_FREQUENCY_NOTE, rrho
 
     result = rrho(*_species(structure, hessian, parameters), temperature.value).to_dict()
@@ -51,7 +52,7 @@ def molecule_thermochemistry(
 def reaction_thermochemistry(temperature: orm.Float, **nodes) -> orm.Dict:
     """RRHO thermochemistry (quasi-RRHO entropies) of reactant, TS and product from their stage outputs,
     Gibbs and enthalpy barriers and Eyring rate constants both ways (unimolecular, symmetry number 1)."""
-    from ..chem.thermo import reaction_thermochemistry as thermochemistry
+    from ..chem.thermo import reaction_thermochemistry as thermochemistry  # ASE: as above
 
     species = {
         role: _species(nodes[f"{role}_structure"], nodes[f"{role}_hessian"], nodes[f"{role}_parameters"])

@@ -187,9 +187,11 @@ def test_better_model_is_promoted_and_recorded(trained, tmp_path):
     shipped = save_checkpoint(_perturbed(state).build_model(dtype=torch.float32), tmp_path / "ship.pt")
     card = tmp_path / "MODEL_CARD.md"
     card.write_text(CARD.format(sha=sha256(shipped)))
+    old_sha = sha256(shipped)
     first = evaluate_and_promote(state, test, shipped, card, date="2026-12-01")
     assert first["promoted"], first["reason"]
     new_sha = sha256(shipped)
+    assert sha256(tmp_path / "hip_previous.pt") == old_sha  # the replaced one stays, as evaluate's baseline
     assert first["sha256"] == new_sha
     promoted = load_model(shipped)  # float32, as shipped
     assert all(torch.equal(v.float(), promoted.state_dict()[k]) for k, v in state.model.items())
@@ -250,3 +252,32 @@ def test_driver_trains_promotes_and_refuses(tmp_path, capsys):
     assert "waits for --train-after 100" in out and "no more labelling" in out
     assert "config hash changed" in out and "seed: 0 -> 3" in out
     assert CampaignState.load(tmp_path / "state.pt").step == state.step
+
+
+def _ef_only(samples):
+    """The same geometries as energy+force samples (no Hessian), as the E+F files provide them."""
+    return [replace(s, hessian=None, kind="thermal") for s in samples]
+
+
+def test_energy_force_samples_join_the_backbone_stage_only_and_resume_exactly(sample, tmp_path):
+    """E+F geometries widen the energy_forces stage's pool; the Hessian stages still draw Hessian samples
+    (a batch without Hessians there would have no loss term); a split run equals an uninterrupted one."""
+    ef = _ef_only(sample[0][:20])
+    kw = {"data_hash": "h", "data_parts": ["s0", "ef:e0"], "ef_train": ef}
+    one = _run(tmp_path / "one.pt", sample, 6, **kw)
+    _run(tmp_path / "two.pt", sample, 1, **kw)
+    two = _run(tmp_path / "two.pt", sample, 5, **kw)
+    assert one.step == 6 and one.stage == "end_to_end"
+    _assert_same(one, two)
+    plain = _run(tmp_path / "plain.pt", sample, 1, data_hash="h", data_parts=["s0"])
+    first = _run(tmp_path / "first.pt", sample, 1, **kw)
+    assert any(not torch.equal(plain.model[k], first.model[k]) for k in plain.model)  # another first batch
+
+
+def test_shards_and_energy_force_files_grow_independently(sample, tmp_path):
+    path = tmp_path / "state.pt"
+    _run(path, sample, 1, data_hash="h1", data_parts=["s0", "ef:e0"])
+    state = _run(path, sample, 1, data_hash="h2", data_parts=["s0", "s1", "ef:e0", "ef:e1"])
+    assert state.data_version == 1
+    with pytest.raises(StateMismatchError, match="not an append-only extension"):
+        _run(path, sample, 1, data_hash="h3", data_parts=["s0", "s1", "ef:eX", "ef:e1", "ef:e2"])

@@ -22,6 +22,18 @@ def test_predict_shapes_and_modes(model64, ethanol):
         model64.predict(numbers, pos, hessian="analytic")
 
 
+def test_hessian_without_forces_is_the_same_hessian(model64, ethanol):
+    """``forces=False`` (the two-level search's HIP calls) skips the backward pass, not the Hessian."""
+    numbers, pos = ethanol
+    full = model64.predict(numbers, pos)
+    lean = model64.predict(numbers, pos, forces=False)
+    assert lean["forces"] is None
+    assert lean["energy"] == pytest.approx(full["energy"], abs=1e-10)
+    np.testing.assert_allclose(lean["hessian"], full["hessian"], atol=1e-12)
+    autograd = model64.predict(numbers, pos, hessian="autograd", forces=False)["hessian"]
+    np.testing.assert_allclose(autograd, model64.predict(numbers, pos, hessian="autograd")["hessian"], atol=1e-10)
+
+
 def test_forces_are_minus_energy_gradient(model64, ethanol):
     numbers, pos = ethanol
     out = model64.predict(numbers, pos, hessian=None)

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from aiida_hip.hip import HIPConfig, HIPModel, load_model
-from aiida_hip.hip.data import load_samples
-from aiida_hip.hip.train import TrainSettings, evaluate_loss, train
+from aiida_hip.hip.data import collate, load_samples
+from aiida_hip.hip.features import BackboneFeatures
+from aiida_hip.hip.train import TrainSettings, evaluate_loss, stage_forward, train
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample.h5"
 TINY = HIPConfig(channels=8, num_layers=2, hessian_channels=4, radial_hidden=16)
@@ -72,3 +73,17 @@ def test_settings_are_checked():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             TrainSettings(device="cuda")
+
+
+def test_cached_backbone_features_give_the_same_hessian_step(sample):
+    """The Hessian stage's feature cache: same head input, same prediction, any batch composition."""
+    torch.manual_seed(1)
+    model = HIPModel(TINY)
+    train_set = sample[0][:40]
+    features = BackboneFeatures(model, train_set, chunk=16)
+    assert len(features) == len(train_set) and features.nbytes > 0
+    for idx in ([3, 17, 5, 39], [0, 1, 2, 3, 4, 5, 6, 7, 8]):
+        data, _ = collate([train_set[i] for i in idx], model.dtype, "cpu")
+        plain = stage_forward(model, data, "hessian", training=False)["hessian_flat"]
+        cached = stage_forward(model, data, "hessian", training=False, features=features.gather(idx))["hessian_flat"]
+        torch.testing.assert_close(cached, plain, rtol=1e-5, atol=1e-6)

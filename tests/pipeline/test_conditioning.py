@@ -106,7 +106,7 @@ class _ModelFromXTB:
     def __init__(self, sign: float) -> None:
         self.sign, self.xtb = sign, XTBReference()
 
-    def predict(self, numbers, positions, hessian=None):
+    def predict(self, numbers, positions, hessian=None, forces=True):
         out = self.xtb.predict(numbers, positions, hessian="finite-difference" if hessian else None)
         if hessian:
             out["hessian"] = self.sign * out["hessian"]
@@ -131,3 +131,23 @@ def test_guard_trips_only_when_the_hessian_disagrees_with_the_surface(sign, trip
     assert (feed.tripped_at is not None) is trips
     assert tripped == ([2] if trips else [])
     assert feed.summary()["guard_tripped_at"] == (2 if trips else None)
+
+
+@pytest.mark.parametrize(("sign", "trips"), [(1.0, False), (-1.0, True)])
+def test_probe_rejects_a_first_hessian_wrong_about_the_reaction_mode(sign, trips):
+    """At the HCN <-> HNC saddle: the xTB Hessian's lowest mode is the reaction mode and passes the probe;
+    the negated Hessian (after conditioning: its stiffest mode made the one negative mode) is rejected
+    before the optimiser uses it, at the cost of two gradients."""
+    from aiida_hip.pipeline import Evaluator, Level
+    from aiida_hip.pipeline.hessian_feed import HessianFeed
+
+    ts = read(TS)
+    evaluator = Evaluator(Level(calculator="xtb", hessian="predicted"), model=_ModelFromXTB(sign))
+    feed = HessianFeed(evaluator, "ts")
+    before = evaluator.counters.gradients
+    feed(ts.numbers, ts.positions)
+    first = feed.records[0]
+    assert evaluator.counters.gradients - before == 3  # the point itself and the two probe gradients
+    assert first["probe_predicted"] < 0
+    assert (first["probe_measured"] < 0) is not trips
+    assert feed.summary()["guard_tripped_at"] == (0 if trips else None) and feed.active is not trips

@@ -184,6 +184,21 @@ def test_two_level_search_ends_at_the_reference_ts(tmp_path):
     assert result.refine_level["calculator"] == "xtb" and result.level["calculator"] == "hip"
 
 
+@pytest.mark.slow
+def test_two_level_search_refined_at_dft(tmp_path):
+    """``--refine dft``: HIP Hessians on the B3LYP/6-31G* surface (PySCF, the DFT check's settings); one DFT
+    Hessian judges the TS, and the IRC at that level connects HCN and HNC. About 2-4 minutes on one core."""
+    pytest.importorskip("pyscf")
+    folder = REACTIONS / "hcn_hnc"
+    r, p = read_reaction(folder / "reactant.xyz", folder / "product.xyz")
+    settings = TSSearchSettings(route="sella", refine="dft", temperature=None)
+    result = ts_search(r, p, tmp_path, Level(), settings)
+    assert result.status == "success", result.message
+    assert result.refine_level["calculator"] == "dft" and result.reference_cost["hessians"] == 1
+    assert result.stages["freq_sella"]["hessian_source"] == "reference"
+    assert -1400 < result.imaginary_frequency_cm1 < -900  # the H shift's mode (-1148 cm-1 measured)
+
+
 def test_refine_bad_input_is_a_clear_error(tmp_path, monkeypatch):
     """An unknown refinement level, and DFT without PySCF: a message and exit status 2, no traceback."""
     import importlib.util

@@ -1,0 +1,15 @@
+"""File digests: what provenance, the shipped checkpoint and the committed data files are identified by."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+
+def sha256_of(path: str | Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks (checkpoints and data shards are megabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
