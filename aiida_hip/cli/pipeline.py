@@ -24,6 +24,7 @@ from ..pipeline import (
     run_opt,
     ts_search,
 )
+from ..pipeline.calculators import cached_model
 from ..pipeline.inputs import check_structure, read_structure
 from .options import REFINE_OPTION, default_hessian
 
@@ -57,7 +58,10 @@ def _evaluator(level: Level):
 
         errors += (CheckpointError,)
     try:
-        return Evaluator(level)
+        evaluator = Evaluator(level)
+        if level.uses_model:  # loaded now, so that a bad checkpoint is an input error before any work
+            cached_model(level.checkpoint, level.device)
+        return evaluator
     except errors as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import torch
 
-from ..common.files import sha256_of
+from ..common.files import SHIPPED_CHECKPOINT, sha256_of
 from .config import HIPConfig
 from .model import HIPModel, build_model
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_CHECKPOINT = WEIGHTS_DIR / "hip_default.pt"
+DEFAULT_CHECKPOINT = SHIPPED_CHECKPOINT
+WEIGHTS_DIR = DEFAULT_CHECKPOINT.parent
 #: the checkpoint the last promotion replaced, kept so that ``aiida-hip evaluate`` compares against it
 PREVIOUS_NAME = "hip_previous.pt"
 

@@ -21,6 +21,7 @@ from ase.calculators.calculator import all_changes
 from ..chem.reference import DFTReference, XTBReference
 from ..chem.units import BOHR_TO_ANGSTROM, EV_TO_HARTREE
 from ..chem.vibrations import rigid_body_vectors
+from ..common.files import SHIPPED_CHECKPOINT, sha256_of
 from ..common.level import Level, LevelError
 from ..common.types import Calculator, HessianMode
 from .dft_check import DFTCheckSettings
@@ -38,15 +39,23 @@ def cached_model(checkpoint: str | None, device: str = "cpu"):
     return load_model(checkpoint, device=device, dtype=torch.float64)
 
 
+@lru_cache(maxsize=4)
+def checkpoint_elements(checkpoint: str | None) -> tuple[int, ...]:
+    """The elements a checkpoint knows, from its stored config: torch reads the file, no model is built."""
+    import torch
+
+    path = Path(checkpoint) if checkpoint else SHIPPED_CHECKPOINT
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return tuple(int(z) for z in payload["config"]["elements"])
+
+
 def model_provenance(level: Level) -> dict | None:
     """What a result records of the checkpoint a level uses: file name, SHA-256, whether it is the shipped one."""
     if not level.uses_model:
         return None
-    from ..hip.checkpoints import DEFAULT_CHECKPOINT, sha256  # torch: only where the model is used
-
-    path = Path(level.checkpoint) if level.checkpoint else DEFAULT_CHECKPOINT
-    digest = sha256(path)
-    return {"file": path.name, "sha256": digest, "shipped": digest == sha256(DEFAULT_CHECKPOINT)}
+    path = Path(level.checkpoint) if level.checkpoint else SHIPPED_CHECKPOINT
+    digest = sha256_of(path)
+    return {"file": path.name, "sha256": digest, "shipped": digest == sha256_of(SHIPPED_CHECKPOINT)}
 
 
 @lru_cache(maxsize=4)
@@ -87,7 +96,10 @@ class Evaluator:
     _last_gradient: tuple | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.level.uses_model and self.model is None:  # Level refuses charged or open-shell model runs
+        # The model loads now when it is the surface; when it only supplies Hessians for another level's
+        # surface, at its first Hessian (a stage that never asks for one never loads torch). The Level
+        # already refused charged or open-shell model runs.
+        if self.level.calculator == Calculator.HIP and self.model is None:
             self.model = cached_model(self.level.checkpoint, self.level.device)
         if self.level.reference_calculator == Calculator.DFT and importlib.util.find_spec("pyscf") is None:
             raise LevelError("DFT needs PySCF, which is not installed: pip install 'aiida-hip[dft]'")
@@ -95,6 +107,12 @@ class Evaluator:
             self.reference = cached_reference(
                 self.level.reference_calculator, self.level.charge, self.level.multiplicity
             )
+
+    def model_elements(self) -> tuple[int, ...]:
+        """The elements the level's model knows (read from the checkpoint if the model is not loaded yet)."""
+        if self.model is not None:
+            return tuple(self.model.config.elements)
+        return checkpoint_elements(self.level.checkpoint)
 
     def gradient(self, numbers, positions) -> dict:
         """``energy`` (eV) and ``forces`` (N, 3) eV/A. The last geometry's result is reused, not recounted
@@ -125,7 +143,9 @@ class Evaluator:
             out = reference.predict(numbers, positions, hessian=REFERENCE_HESSIAN[Calculator(calculator)])
             self.counters.reference_hessians += 1
         else:
-            model = getattr(self, "model", None) or cached_model(self.level.checkpoint, self.level.device)
+            if self.model is None:
+                self.model = cached_model(self.level.checkpoint, self.level.device)
+            model = self.model
             # only the Hessian is used here: no backward pass for forces
             out = model.predict(numbers, positions, hessian=mode, forces=False)
         self.counters.hessians += 1

@@ -50,7 +50,7 @@ def check_reaction(reactant: Atoms, product: Atoms) -> None:
 def check_elements(atoms: Atoms, evaluator, role: str = "structure") -> None:
     """Every element of ``atoms`` is one the level's HIP model knows (nothing to check without a model)."""
     if evaluator.level.uses_model:
-        molecule.check_elements(atoms.numbers, evaluator.model.config.elements, role)
+        molecule.check_elements(atoms.numbers, evaluator.model_elements(), role)
 
 
 def _symbol(z: int) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..common.files import SHIPPED_CHECKPOINT, sha256_of
 from ..common.level import PARAMETER_KEYS, Level, LevelError
 from ..pipeline.calculators import Evaluator
 from .io import (
@@ -34,16 +35,14 @@ from .stages import run_reaction
 
 def _resolve_checkpoint(spec: dict | None, base: Path) -> tuple[str | None, dict]:
     """The checkpoint file to load and what provenance should record; a hash mismatch is an input error."""
-    from ..hip.checkpoints import DEFAULT_CHECKPOINT, sha256  # torch: only for levels that use the model
-
-    shipped = sha256(DEFAULT_CHECKPOINT)
+    shipped = sha256_of(SHIPPED_CHECKPOINT)
     if spec is None:
-        return None, {"file": DEFAULT_CHECKPOINT.name, "sha256": shipped, "shipped": True}
+        return None, {"file": SHIPPED_CHECKPOINT.name, "sha256": shipped, "shipped": True}
     path = Path(spec["file"])
     path = path if path.is_absolute() else base / path
     if not path.is_file():
         raise WorkerInputError(f"checkpoint file not found: {path}")
-    digest = sha256(path)
+    digest = sha256_of(path)
     expected = spec.get("sha256")
     if expected and expected != digest:
         raise WorkerInputError(

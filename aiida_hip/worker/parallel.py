@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..pipeline import Evaluator, Level
+from ..pipeline.calculators import cached_model
 from .io import read_input
 from .stages import run_reaction
 
@@ -130,7 +131,9 @@ def run_parallel(job, input_file: Path, out: Path, evaluator, save: Callable[[di
     """Run ``job``'s reactions in ``job.processes`` reaction processes, serving the model from here;
     ``save(entry, arrays)`` is called as each reaction finishes. Returns the server's statistics."""
     context = multiprocessing.get_context("spawn")  # tblite and torch do not survive fork
-    model = evaluator.model if evaluator.level.uses_model else None
+    model = None
+    if evaluator.level.uses_model:  # the server needs the model now (an Evaluator may load it only when asked)
+        model = evaluator.model or cached_model(evaluator.level.checkpoint, evaluator.level.device)
     stats = ServerStats(processes=min(job.processes, len(job.reactions)))
     connections, processes = [], []
     for _ in range(stats.processes):

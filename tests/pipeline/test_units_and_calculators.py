@@ -129,3 +129,24 @@ def test_irc_profile_is_path_length_from_the_top():
     assert profile["energy_ev"] == [0.0, 0.4, 1.0, 0.6, 0.1]
     assert IRCResult(True, "", trajectory=frames, energies_ev=[0.0, 1.0]).profile() is None  # ends only
     assert result.summary()["profile"] == profile
+
+
+def test_model_for_another_surface_loads_at_its_first_hessian():
+    """A stage on the xTB surface that never asks for a HIP Hessian (path, frequencies, IRC of the two-level
+    search) never loads torch; the first HIP Hessian loads it. Fresh interpreter: nothing imported before."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from ase.build import molecule\n"
+        "from aiida_hip.pipeline import Evaluator, Level\n"
+        "e = Evaluator(Level(calculator='xtb', hessian='predicted'))\n"
+        "a = molecule('CH3OH')\n"
+        "e.gradient(a.numbers, a.positions)\n"
+        "before = 'torch' in sys.modules\n"
+        "e.hessian(a.numbers, a.positions)\n"
+        "print(before, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"], out.stderr[-2000:]
