@@ -1,11 +1,14 @@
 """Training throughput on the CPU, per stage: geometries per CPU-second, with and without each speed-up.
 
-    python benchmarks/training_throughput.py [--steps 30] [--batch-size 16]
+    python benchmarks/training_throughput.py [--steps 30] [--batch-size 16] [--batch-factors 2 4]
 
 One core (``torch.set_num_threads(1)``, as the campaign), the shipped model in float32, batches of the
 committed campaign shards' validation split, AdamW steps exactly as the campaign takes them. CPU time
 (``time.process_time``), not wall time, so that a busy machine does not bias the comparison; every row is
-measured in the same run. A cProfile of each stage gives where the time goes (top entries by own time).
+measured in the same run. Rows: each stage per step; the Hessian stage on cached backbone features, with
+and without the sign term; the stages with backbone gradients on batches ``--batch-factors`` times larger
+(the same geometries in fewer steps: Python and dispatch overhead per step amortised). A cProfile of each
+stage gives where the time goes (top entries by own time).
 Writes ``benchmarks/results/training_throughput.{json,md}``.
 """
 
@@ -34,18 +37,20 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "benchmarks" / "results" / "training_throughput"
 
 
-def steps(model, samples, batches, stage: str, features: BackboneFeatures | None = None) -> float:
+def steps(
+    model, samples, batches, stage: str, features: BackboneFeatures | None = None, sign_weight: float = 0.0
+) -> float:
     """Run the optimiser steps of ``batches``; returns CPU seconds."""
     params = trainable_parameters(model, stage)
     optimizer = torch.optim.AdamW(params, lr=1e-5)
-    weights = TrainSettings(stage=stage).weights()
+    weights = TrainSettings(stage=stage, sign_weight=sign_weight).weights()
     model.train()
     t0 = time.process_time()
     for idx in batches:
         chunk = [samples[i] for i in idx]
         data, target = collate(chunk, model.dtype, "cpu")
         pred = stage_forward(model, data, stage, True, None if features is None else features.gather(idx))
-        loss, _ = weighted_loss(pred, target, [s.n_atoms for s in chunk], weights)
+        loss, _ = weighted_loss(pred, target, [s.n_atoms for s in chunk], weights, data)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -67,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--batch-factors", type=int, nargs="*", default=[2, 4], help="Also time batches this many times larger."
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -86,6 +94,14 @@ def main(argv: list[str] | None = None) -> None:
     build = time.process_time() - t0
     cached = n / steps(model, samples, batches, "hessian", features)
     rows.append({"stage": "hessian", "variant": "backbone features cached", "geoms_per_cpu_s": cached})
+    signed = n / steps(model, samples, batches, "hessian", features, sign_weight=1.0)
+    rows.append({"stage": "hessian", "variant": "cached + sign term", "geoms_per_cpu_s": signed})
+    for factor in args.batch_factors:  # fewer, larger batches: the same geometries per row
+        big = [np.concatenate(batches[k : k + factor]) for k in range(0, len(batches) - factor + 1, factor)]
+        seen = sum(len(b) for b in big)
+        for stage in ("energy_forces", "end_to_end"):
+            rate = seen / steps(model, samples, big, stage)
+            rows.append({"stage": stage, "variant": f"batch {factor * args.batch_size}", "geoms_per_cpu_s": rate})
     profiles = {
         stage: profile_top(lambda stage=stage: steps(model, samples, batches[:10], stage))
         for stage in ("energy_forces", "hessian")
@@ -99,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "profiles": profiles,
         "meta": {"steps": args.steps, "batch_size": args.batch_size, "threads": 1, "dtype": "float32"},
+        "date": time.strftime("%Y-%m-%d"),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".json").write_text(json.dumps(result, indent=1))

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..common.geometry import inertia_tensor
 from .units import (
     AMU_TO_KG,
     ANGSTROM_TO_M,
@@ -27,7 +28,7 @@ from .units import (
     LIGHT_SPEED_CM_PER_S,
     PLANCK_JS,
 )
-from .vibrations import atom_masses, inertia_tensor, zero_point_energy
+from .vibrations import atom_masses, zero_point_energy
 
 #: Grimme's quasi-RRHO: interpolation wavenumber (cm^-1) and average moment of inertia (kg m^2)
 QRRHO_CUTOFF_CM1 = 100.0

@@ -13,15 +13,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase.data import atomic_masses
 
+from ..common.geometry import vibrational_basis
 from .units import EIGENVALUE_TO_INVCM, INVCM_TO_EV
 
 #: Modes with a wavenumber below ``-IMAGINARY_THRESHOLD`` cm^-1 count as imaginary. Softer negative
 #: modes are treated as numerical noise of the Hessian (typical of finite differences and ML models
 #: around floppy torsions) and are not counted.
 IMAGINARY_THRESHOLD = 20.0
-
-#: Relative size below which a rigid-body vector counts as zero (the rotation about a linear axis).
-_RIGID_TOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -64,43 +62,6 @@ def mass_weight(hessian: np.ndarray, masses: np.ndarray) -> np.ndarray:
     """M^-1/2 H M^-1/2 with M = diag(m1, m1, m1, ..., mN, mN, mN)."""
     inv_sqrt = 1.0 / np.sqrt(np.repeat(masses, 3))
     return hessian * inv_sqrt[:, None] * inv_sqrt[None, :]
-
-
-def inertia_tensor(positions: np.ndarray, masses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions about the centre of mass (N, 3) and the inertia tensor there (3, 3), amu A^2."""
-    positions = np.asarray(positions, dtype=np.float64)
-    centred = positions - (masses[:, None] * positions).sum(0) / masses.sum()
-    inertia = np.zeros((3, 3))
-    for m, r in zip(masses, centred, strict=True):
-        inertia += m * (np.dot(r, r) * np.eye(3) - np.outer(r, r))
-    return centred, inertia
-
-
-def rigid_body_vectors(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
-    """Mass-weighted translation and rotation vectors (d, 3N), d = 6, or 5 for linear molecules."""
-    positions = np.asarray(positions, dtype=np.float64)
-    sqrt_m = np.sqrt(masses)
-    centred, inertia = inertia_tensor(positions, masses)
-    _, axes = np.linalg.eigh(inertia)
-    vectors = []
-    for a in range(3):
-        t = np.zeros_like(positions)
-        t[:, a] = sqrt_m
-        vectors.append(t.reshape(-1))
-    for k in range(3):
-        rot = sqrt_m[:, None] * np.cross(axes[:, k], centred)
-        vectors.append(rot.reshape(-1))
-    vectors = np.array(vectors)
-    norms = np.linalg.norm(vectors, axis=1)
-    return vectors[norms > _RIGID_TOL * norms.max()]
-
-
-def vibrational_basis(positions: np.ndarray, masses: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Orthonormal basis (3N - d, 3N) of the vibrational subspace (SVD null space of the Eckart vectors)."""
-    rigid = rigid_body_vectors(positions, masses)
-    u, s, _ = np.linalg.svd(rigid.T, full_matrices=True)
-    rank = int((s > _RIGID_TOL * s.max()).sum())
-    return u[:, rank:].T, rank == 5
 
 
 def eckart_project(hessian_mw: np.ndarray, positions: np.ndarray, masses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,5 @@
-"""Geometry helpers that need only NumPy: superposition, RMSD, shortest distance (Angstrom)."""
+"""Geometry helpers that need only NumPy: superposition, RMSD, shortest distance (Angstrom), and the
+rigid-body (Eckart) vectors that the vibrational analysis and the model's spectral losses project out."""
 
 from __future__ import annotations
 
@@ -31,3 +32,44 @@ def min_distance(positions: np.ndarray) -> float:
         return float("inf")
     d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
     return float(d[np.triu_indices(len(positions), 1)].min())
+
+
+#: Relative size below which a rigid-body vector counts as zero (the rotation about a linear axis).
+_RIGID_TOL = 1e-6
+
+
+def inertia_tensor(positions: np.ndarray, masses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions about the centre of mass (N, 3) and the inertia tensor there (3, 3), amu A^2."""
+    positions = np.asarray(positions, dtype=np.float64)
+    centred = positions - (masses[:, None] * positions).sum(0) / masses.sum()
+    inertia = np.zeros((3, 3))
+    for m, r in zip(masses, centred, strict=True):
+        inertia += m * (np.dot(r, r) * np.eye(3) - np.outer(r, r))
+    return centred, inertia
+
+
+def rigid_body_vectors(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    """Mass-weighted translation and rotation vectors (d, 3N), d = 6, or 5 for linear molecules."""
+    positions = np.asarray(positions, dtype=np.float64)
+    sqrt_m = np.sqrt(masses)
+    centred, inertia = inertia_tensor(positions, masses)
+    _, axes = np.linalg.eigh(inertia)
+    vectors = []
+    for a in range(3):
+        t = np.zeros_like(positions)
+        t[:, a] = sqrt_m
+        vectors.append(t.reshape(-1))
+    for k in range(3):
+        rot = sqrt_m[:, None] * np.cross(axes[:, k], centred)
+        vectors.append(rot.reshape(-1))
+    vectors = np.array(vectors)
+    norms = np.linalg.norm(vectors, axis=1)
+    return vectors[norms > _RIGID_TOL * norms.max()]
+
+
+def vibrational_basis(positions: np.ndarray, masses: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Orthonormal basis (3N - d, 3N) of the vibrational subspace (SVD null space of the Eckart vectors)."""
+    rigid = rigid_body_vectors(positions, masses)
+    u, s, _ = np.linalg.svd(rigid.T, full_matrices=True)
+    rank = int((s > _RIGID_TOL * s.max()).sum())
+    return u[:, rank:].T, rank == 5

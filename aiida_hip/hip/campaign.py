@@ -75,6 +75,11 @@ class Stage:
     lr: float | None = None
 
 
+#: Config fields added after states were committed, with the value that leaves training as it was: at
+#: that value they are left out of :meth:`CampaignConfig.hash`.
+_ADDED_LATER = {"low_subspace_weight": 0.0, "sign_weight": 0.0, "ef_every": 0}
+
+
 @dataclass(frozen=True)
 class CampaignConfig:
     """Everything that decides the trained parameters (and so the config hash).
@@ -101,6 +106,16 @@ class CampaignConfig:
     hessian_weight: float = 1.0
     subspace_weight: float = 1.0
     subspace_k: int = 8
+    #: the spectral terms of :func:`~.losses.spectral_losses`, added after the first states were saved (at
+    #: 0.0 they stay out of the hash, and a stored config without them reads as 0.0). The sign term is on by
+    #: default: in the loss ablation it made more imaginary-mode counts right at the same Hessian MAE
+    #: (``benchmarks/REPORT.md``); the low-mode subspace term did not help and stays off.
+    low_subspace_weight: float = 0.0
+    sign_weight: float = 1.0
+    #: in ``end_to_end``, every ``ef_every``-th step trains on an energy+force batch drawn from all
+    #: labelled geometries (the ``energy_forces`` pool), so the backbone keeps seeing the E+F data while
+    #: the head learns; 0: never
+    ef_every: int = 0
     seed: int = 0
     dtype: str = "float32"
     #: Weights to start from when no state exists: ``"shipped"`` (the packaged checkpoint, so the
@@ -125,6 +140,8 @@ class CampaignConfig:
                 raise CampaignError(f"stage {k} ({s.name}): steps must be >= 1 or None")
         if self.batch_size < 1 or self.warmup_steps < 1 or self.half_life_steps < 1:
             raise CampaignError("batch_size, warmup_steps and half_life_steps must be >= 1")
+        if self.ef_every < 0 or self.ef_every == 1:
+            raise CampaignError("ef_every must be 0 (off) or >= 2 (every ef_every-th end_to_end step)")
         if self.dtype not in DTYPES:
             raise CampaignError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
 
@@ -138,6 +155,8 @@ class CampaignConfig:
         if unknown:
             raise CampaignError(f"unknown CampaignConfig fields: {sorted(unknown)}")
         data = dict(data)
+        for name, neutral in _ADDED_LATER.items():  # stored before the field existed: trained without it
+            data.setdefault(name, neutral)
         if "stages" in data:
             data["stages"] = tuple(Stage(**s) if isinstance(s, dict) else Stage(*s) for s in data["stages"])
         if "model" in data and isinstance(data["model"], dict):
@@ -146,7 +165,8 @@ class CampaignConfig:
 
     def hash(self) -> str:
         """SHA-256 of the canonical JSON of the config: stable across processes and sessions."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        data = {k: v for k, v in self.to_dict().items() if not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def stage_at(self, step: int) -> tuple[int, int, int | None]:
         """``(stage index, first step, end step or None)`` of global ``step``; index ``len(stages)`` when done."""
@@ -179,6 +199,8 @@ class CampaignConfig:
             hessian_weight=self.hessian_weight,
             subspace_weight=self.subspace_weight,
             subspace_k=self.subspace_k,
+            low_subspace_weight=self.low_subspace_weight,
+            sign_weight=self.sign_weight,
         )
 
 
@@ -289,11 +311,59 @@ def _init_model(config: CampaignConfig, train: Sequence[Sample], init_checkpoint
     return model.train(), meta
 
 
-def _check(state: CampaignState, path: Path, config: CampaignConfig, data_hash: str, data_parts: Sequence[str]) -> bool:
+#: Config fields that ``amend=True`` (``--amend``) lets a running campaign change: the loss weights and the
+#: E+F interleave. They change what the next steps optimise, not the parameters, the optimiser's shape or
+#: the sample stream, so the state stays a valid starting point; every amendment goes into the history.
+AMENDABLE = frozenset(
+    {
+        "energy_weight",
+        "forces_weight",
+        "hessian_weight",
+        "subspace_weight",
+        "subspace_k",
+        "low_subspace_weight",
+        "sign_weight",
+        "ef_every",
+    }
+)
+
+
+def _amend(state: CampaignState, path: Path, config: CampaignConfig, say: Callable[[str], None]) -> None:
+    """Adopt ``config`` if it differs from the state's only in :data:`AMENDABLE` fields; else refuse."""
+    old, new = state.campaign_config().to_dict(), config.to_dict()
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    fixed = [k for k in changed if k not in AMENDABLE]
+    if fixed:
+        detail = "; ".join(_diff({k: old.get(k) for k in fixed}, {k: new.get(k) for k in fixed}))
+        raise StateMismatchError(
+            "config",
+            path,
+            state.config_hash,
+            config.hash(),
+            f"only {sorted(AMENDABLE)} may be amended; changed: {detail}",
+        )
+    lines = _diff({k: old.get(k) for k in changed}, {k: new.get(k) for k in changed})
+    state.history.append({"time": _now(), "step": state.step, "event": "config amended", "changes": lines})
+    state.config, state.config_hash = new, config.hash()
+    say(f"config amended at step {state.step}: {'; '.join(lines)}")
+
+
+def _check(
+    state: CampaignState,
+    path: Path,
+    config: CampaignConfig,
+    data_hash: str,
+    data_parts: Sequence[str],
+    amend: bool = False,
+    say: Callable[[str], None] = lambda message: None,
+) -> bool:
     """Raise :class:`StateMismatchError` unless the state may continue on this config and data."""
     if state.config_hash != config.hash():
-        detail = "; ".join(_diff(state.config, config.to_dict())) or "no field differs (hash definition changed?)"
-        raise StateMismatchError("config", path, state.config_hash, config.hash(), f"changed: {detail}")
+        if amend:
+            _amend(state, path, config, say)
+        else:
+            detail = "; ".join(_diff(state.config, config.to_dict())) or "no field differs (hash definition changed?)"
+            raise StateMismatchError("config", path, state.config_hash, config.hash(), f"changed: {detail}")
     if state.data_hash == data_hash:
         return False
     old, new = list(state.data_parts), list(data_parts)
@@ -349,10 +419,11 @@ def _resume(
     data_hash: str,
     data_parts: Sequence[str],
     say: Callable[[str], None],
+    amend: bool = False,
 ) -> tuple[CampaignState, HIPModel]:
-    """Load the state, refuse other data or config, and restore the model and torch's RNG."""
+    """Load the state, refuse other data or config (unless amended), and restore the model and torch's RNG."""
     state = CampaignState.load(state_path)
-    grown = _check(state, state_path, config, data_hash, data_parts)
+    grown = _check(state, state_path, config, data_hash, data_parts, amend, say)
     if grown:
         _accept_growth(state, data_hash, data_parts, len(train), say)
     # Same data but another count: the split or the selection changed, so the stream would too.
@@ -525,17 +596,26 @@ class _Session:
                 f"({self.features.nbytes / 2**20:.0f} MiB, {time.perf_counter() - t0:.0f} s)"
             )
 
+    def batch_kind(self, stage_name: str) -> str:
+        """The stage whose data and loss this step uses: ``energy_forces`` on ``end_to_end``'s E+F steps."""
+        k = self.config.ef_every
+        if stage_name == "end_to_end" and k and "energy_forces" in self.pools and (self.state.step + 1) % k == 0:
+            return "energy_forces"
+        return stage_name
+
     def step(self, stage_name: str) -> None:
         """One optimiser step on batch ``step - data_since_step`` of the deterministic stream."""
         state, config = self.state, self.config
-        pool, sampler = self.pools.get(stage_name, (self.train, self.sampler))
+        kind = self.batch_kind(stage_name)
+        pool, sampler = self.pools.get(kind, (self.train, self.sampler))
         indices = sampler.indices(state.step - state.data_since_step)  # (batch_size,)
         chunk = [pool[i] for i in indices]
         # data: G = batch_size molecules, N atoms; target: energy (G,), forces (N, 3), hessian_flat (sum 9 n_i^2,)
         data, target = collate(chunk, self.dtype, self.device)
         features = self.features.gather(indices) if self.features is not None else None  # (N, D)
-        pred = stage_forward(self.model, data, stage_name, training=True, features=features)
-        loss, _ = weighted_loss(pred, target, [s.n_atoms for s in chunk], config.settings(stage_name).weights())
+        pred = stage_forward(self.model, data, kind, training=True, features=features)
+        weights = config.settings(kind).weights()
+        loss, _ = weighted_loss(pred, target, [s.n_atoms for s in chunk], weights, data)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, config.grad_clip)
@@ -598,6 +678,7 @@ def run(
     device: str = "cpu",
     should_stop: Callable[[], bool] | None = None,
     ef_train: Sequence[Sample] = (),
+    amend: bool = False,
 ) -> CampaignState:
     """Train from ``state_path`` (or from ``config.init`` if it does not exist) and save it back.
 
@@ -608,7 +689,9 @@ def run(
     ``should_stop`` (e.g. set by a SIGTERM handler) is polled between steps, so a stop request still
     ends on a complete step and a saved state. Raises :class:`StateMismatchError` when the state
     belongs to other data or another config. ``ef_train``: energy+force geometries (no Hessian) that join
-    ``train`` in the ``energy_forces`` stage only (their file hashes belong in ``data_parts`` with ``EF_PART``).
+    ``train`` in the ``energy_forces`` stage and, with ``config.ef_every``, in every ``ef_every``-th
+    ``end_to_end`` step (their file hashes belong in ``data_parts`` with ``EF_PART``). ``amend``: accept a
+    ``config`` that differs from the state's in :data:`AMENDABLE` fields only, and record the change.
     """
     if not train:
         raise CampaignError("the campaign needs a non-empty training set")
@@ -618,7 +701,7 @@ def run(
     say = log or (lambda message: None)
     train, val = list(train), list(val)
     if state_path.is_file():
-        state, model = _resume(state_path, train, config, data_hash, data_parts, say)
+        state, model = _resume(state_path, train, config, data_hash, data_parts, say, amend)
     else:
         state, model = _start(state_path, train, config, data_hash, data_parts, init_checkpoint, say)
     state.meta["n_train"] = len(train)

@@ -45,6 +45,9 @@ class TrainSettings:
     hessian_weight: float = 1.0
     subspace_weight: float = 1.0
     subspace_k: int = 8
+    low_subspace_weight: float = 0.0
+    #: on by default since the loss ablation (``benchmarks/REPORT.md``); acts in the Hessian stages only
+    sign_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -61,6 +64,8 @@ class TrainSettings:
             hessian=self.hessian_weight if hs else 0.0,
             subspace=self.subspace_weight if hs else 0.0,
             k=self.subspace_k,
+            low_subspace=self.low_subspace_weight if hs else 0.0,
+            sign=self.sign_weight if hs else 0.0,
         )
 
 
@@ -132,7 +137,7 @@ def evaluate_loss(model: HIPModel, samples: list[Sample], settings: TrainSetting
     for chunk in batches(samples, settings.batch_size):
         data, target = collate(chunk, model.dtype, settings.device)
         pred = _forward(model, data, settings.stage, training=False)
-        total, terms = weighted_loss(pred, target, [s.n_atoms for s in chunk], weights)
+        total, terms = weighted_loss(pred, target, [s.n_atoms for s in chunk], weights, data)
         terms["loss"] = float(total.detach())
         for k, v in terms.items():
             totals[k] = totals.get(k, 0.0) + v * len(chunk)
@@ -216,7 +221,7 @@ def _train_epoch(
         # data: G molecules, N atoms; target: energy (G,), forces (N, 3), hessian_flat (sum 9 n_i^2,)
         data, target = collate(chunk, model.dtype, settings.device)
         pred = stage_forward(model, data, settings.stage, True, None if features is None else features.of(chunk))
-        loss, _ = weighted_loss(pred, target, [s.n_atoms for s in chunk], weights)
+        loss, _ = weighted_loss(pred, target, [s.n_atoms for s in chunk], weights, data)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)

@@ -20,8 +20,8 @@ from ase.calculators.calculator import all_changes
 
 from ..chem.reference import DFTReference, XTBReference
 from ..chem.units import BOHR_TO_ANGSTROM, EV_TO_HARTREE
-from ..chem.vibrations import rigid_body_vectors
 from ..common.files import SHIPPED_CHECKPOINT, sha256_of
+from ..common.geometry import rigid_body_vectors
 from ..common.level import Level, LevelError
 from ..common.types import Calculator, HessianMode
 from .dft_check import DFTCheckSettings

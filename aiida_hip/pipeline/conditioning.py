@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..chem.vibrations import rigid_body_vectors
+from ..common.geometry import rigid_body_vectors
 
 #: smallest curvature a repaired mode gets (eV/A^2): softer than any bond, stiffer than numerical noise
 FLOOR = 0.05

@@ -214,6 +214,17 @@ def test_promotion_rule():
     assert rule.decide({"hessian_mae": 0.20, "force_mae": 0.157}, old)[0]  # forces 4.7 % worse: fine
     assert not rule.decide({"hessian_mae": 0.20, "force_mae": 0.16}, old)[0]  # forces 6.7 % worse
     assert not rule.decide({"hessian_mae": 0.249, "force_mae": 0.10}, old)[0]  # 0.4 % is no clear gain
+
+    def counts(ts: int, minima: int) -> dict:
+        return {"ts": {"correct": ts, "total": 50}, "minimum": {"correct": minima, "total": 50}}
+
+    old = {"hessian_mae": 0.25, "force_mae": 0.15, "imag_counts": counts(10, 20)}
+    # Right counts on 6 more of 100 geometries at the same Hessian MAE: a clear gain for TS search.
+    assert rule.decide({"hessian_mae": 0.251, "force_mae": 0.15, "imag_counts": counts(14, 22)}, old)[0]
+    assert not rule.decide({"hessian_mae": 0.251, "force_mae": 0.15, "imag_counts": counts(12, 21)}, old)[0]
+    # ... but not at the price of a clearly worse Hessian.
+    ok, why = rule.decide({"hessian_mae": 0.26, "force_mae": 0.15, "imag_counts": counts(30, 40)}, old)
+    assert not ok and "Hessian MAE more than 1 % higher" in why
     assert rule.decide({"hessian_mae": 0.20, "force_mae": 0.2}, None) == (True, "no shipped checkpoint to compare with")
 
 
@@ -281,3 +292,41 @@ def test_shards_and_energy_force_files_grow_independently(sample, tmp_path):
     assert state.data_version == 1
     with pytest.raises(StateMismatchError, match="not an append-only extension"):
         _run(path, sample, 1, data_hash="h3", data_parts=["s0", "s1", "ef:eX", "ef:e1", "ef:e2"])
+
+
+def test_end_to_end_interleaves_energy_force_batches(sample, tmp_path):
+    """With ``ef_every=2`` every second end_to_end step is an E+F batch: the head sees no gradient on it,
+    the backbone does; the interleaved run still resumes exactly, and the field is in the config hash."""
+    config = replace(CONFIG, stages=(Stage("end_to_end", None, lr=5e-4),), ef_every=2)
+    assert config.hash() != replace(config, ef_every=0).hash() == replace(CONFIG, stages=config.stages).hash()
+    ef = _ef_only(sample[0][:20])
+    kw = {"data_hash": "h", "data_parts": ["s0", "ef:e0"], "ef_train": ef, "config": config}
+    one = _run(tmp_path / "one.pt", sample, 1, **kw)  # step 0: a Hessian batch
+    two = _run(tmp_path / "one.pt", sample, 1, **kw)  # step 1: an E+F batch
+    head = [k for k in one.model if k.startswith("hessian_head.")]
+    backbone = [k for k in one.model if k.startswith("backbone.")]
+    # AdamW moves a parameter only once it has had a gradient; after one Hessian step every head parameter
+    # has momentum, so look at the optimiser's step counts instead: the head's stayed at 1.
+    counts = {int(s["step"]) for s in two.optimizer["state"].values()}
+    assert counts == {1, 2}
+    assert any(not torch.equal(one.model[k], two.model[k]) for k in backbone)
+    assert head
+    split = _run(tmp_path / "split.pt", sample, 2, **kw)
+    _assert_same(two, split)
+    with pytest.raises(CampaignError, match="ef_every"):
+        replace(config, ef_every=1)
+
+
+def test_amend_changes_loss_weights_only_and_records_it(sample, tmp_path):
+    path = tmp_path / "state.pt"
+    _run(path, sample, 2, config=replace(CONFIG, sign_weight=0.0))
+    weighted = replace(CONFIG, sign_weight=1.0, ef_every=2)
+    with pytest.raises(StateMismatchError, match=r"sign_weight: 0\.0 -> 1\.0"):
+        _run(path, sample, 1, config=weighted)
+    state = _run(path, sample, 1, config=weighted, amend=True)
+    assert state.step == 3 and state.config_hash == weighted.hash()
+    event = next(h for h in state.history if h.get("event") == "config amended")
+    assert event["step"] == 2 and "sign_weight: 0.0 -> 1.0" in event["changes"]
+    assert _run(path, sample, 1, config=weighted).step == 4  # the amended config is the state's own now
+    with pytest.raises(StateMismatchError, match="may be amended; changed: batch_size"):
+        _run(path, sample, 1, config=replace(weighted, batch_size=2), amend=True)
