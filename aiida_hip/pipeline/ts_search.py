@@ -19,6 +19,7 @@ import numpy as np
 from ase import Atoms
 from ase.io import write
 
+from ..chem.reference import ReferenceError
 from ..chem.thermo import reaction_thermochemistry
 from ..chem.vibrations import IMAGINARY_THRESHOLD
 from ..common.geometry import aligned_rmsd
@@ -259,9 +260,14 @@ class _Search:
             result.n_tsopt_steps = result.hip_ts_rmsd_a = None
         self.attempts.append({"route": route.name.value})
         result.route = route.name.value
-        outcome, message = self._path_to_ts(route)
-        if outcome is Outcome.SUCCESS:
-            outcome, message = self._irc(route)
+        try:
+            outcome, message = self._path_to_ts(route)
+            if outcome is Outcome.SUCCESS:
+                outcome, message = self._irc(route)
+        except ReferenceError as exc:  # e.g. an SCF that fails at a geometry the search reached
+            outcome, message = Outcome.ERROR, f"{result.stage_reached}: {exc}"
+            self.say(result.stage_reached, message)
+            self.attempts[-1]["message"] = message
         self.attempts[-1]["status"] = outcome.value
         return outcome, message
 

@@ -167,6 +167,25 @@ def test_auto_falls_back_to_pysisyphus_when_sella_fails(tmp_path, monkeypatch):
     assert aligned_rmsd(result.ts.positions, read(folder / "ts_reference.xyz").positions) < 0.05
 
 
+def test_a_calculator_failure_ends_the_route_not_the_search(tmp_path, monkeypatch):
+    """An SCF that fails at a geometry the Sella route reached: ``auto`` records the error with its stage and
+    goes on to the pysisyphus route; the result (and result.json) are written either way."""
+    from aiida_hip.chem.reference import ReferenceError
+    from aiida_hip.pipeline import routes
+
+    def scf_fails(*args, **kwargs):
+        raise ReferenceError("GFN2-xTB failed for molecule: SCF not converged in 250 cycles")
+
+    monkeypatch.setattr(routes, "run_sella_tsopt", scf_fails)
+    folder = REACTIONS / "ch3nc_ch3cn"
+    r, p = read_reaction(folder / "reactant.xyz", folder / "product.xyz")
+    result = ts_search(r, p, tmp_path, Level(calculator="xtb", hessian="reference"), TSSearchSettings(route="auto"))
+    first, second = result.stages["attempts"]
+    assert first["route"] == "sella" and first["status"] == "error"
+    assert first["message"].startswith("tsopt: GFN2-xTB failed") and second["route"] == "pysisyphus"
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == result.status
+
+
 def test_two_level_search_ends_at_the_reference_ts(tmp_path):
     """HIP explores, xTB confirms: the refined TS is the xTB reference TS, and the only xTB Hessian of the
     whole search (no thermochemistry here) is the one that judges it."""
