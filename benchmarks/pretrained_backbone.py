@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from dataclasses import replace
 from importlib import metadata as importlib_metadata
@@ -43,7 +41,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import git_commit, hardware
 
+from aiida_hip.common.files import sha256_of
 from aiida_hip.dataset.campaign import EF_ROOT, ROOT, training_data
 from aiida_hip.dataset.evaluate import evaluation_subset
 from aiida_hip.dataset.shards import load_shards
@@ -81,24 +81,6 @@ def import_sevenn():
     if sevenn.__version__ != SEVENN_VERSION:
         print(f"warning: sevenn {sevenn.__version__}, this benchmark was written for {SEVENN_VERSION}", flush=True)
     return sevenn, keys, util, AtomGraphData, unlabeled_atoms_to_graph, Collater
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def git_commit() -> str:
-    try:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        from common import git_commit as commit
-
-        return commit()
-    except Exception:
-        return "unknown"
 
 
 class SevenNet:
@@ -295,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     sevennet = SevenNet()  # fail early when sevenn is missing
     WORKDIR.mkdir(parents=True, exist_ok=True)
     state_copy = WORKDIR / "start.pt"
-    if not state_copy.is_file() or sha256(state_copy) != sha256(args.state):
+    if not state_copy.is_file() or sha256_of(state_copy) != sha256_of(args.state):
         shutil.copyfile(args.state, state_copy)
 
     os.chdir(REPO)  # the campaign's data paths are relative to the repository
@@ -390,18 +372,11 @@ def main(argv: list[str] | None = None) -> int:
         pyg = torch_geometric.__version__
     except ImportError:
         pyg = None
-    try:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        from common import hardware
-
-        hw = hardware()
-    except Exception:
-        hw = "unknown"
     cfg = sevennet.config
     result = {
         "benchmark": "pretrained_backbone",
         "date": datetime.date.today().isoformat(),
-        "hardware": hw,
+        "hardware": hardware(),
         "commit": git_commit(),
         "minutes": args.cpu_minutes,
         "budget_cpu_s_each": budget,
@@ -423,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "ours": {
             "state": str(args.state.relative_to(REPO) if args.state.is_absolute() else args.state),
-            "sha256": sha256(state_copy),
+            "sha256": sha256_of(state_copy),
             "parameters": n_ours,
             "trained_parameters": n_ours_trained,
             "cutoff": ours.config.cutoff,
@@ -436,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch_geometric": pyg,
             "model": PRETRAINED,
             "checkpoint": str(sevennet.path.relative_to(Path(sevennet.sevenn.__file__).parents[1])),
-            "sha256": sha256(sevennet.path),
+            "sha256": sha256_of(sevennet.path),
             "cutoff": sevennet.cutoff,
             "n_elements": len(sevennet.elements),
             "layers": cfg.get("num_convolution_layer"),
