@@ -185,6 +185,7 @@ def reaction_detail(pk: int) -> dict[str, Any]:
         "process_state": node.process_state.value if node.process_state else None,
         "exit_status": node.exit_status,
         "exit_message": node.exit_message,
+        "attempts": parameters.get("attempts", []),
         "summary": parameters,
         "outputs": outputs,
         "stages": stages,

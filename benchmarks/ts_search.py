@@ -41,12 +41,33 @@ DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search"
 #: the `own` development reactions: the first 16 test-split reactions the generator enumerates, of which
 #: these 10 label ok (they lie in the committed shards; the list keeps the set fixed as the shards grow)
 OWN_IDS = ROOT / "benchmarks" / "own_reactions.txt"
+#: the held-out set: the other test-split reactions of the shards; reported on, never tuned on
+HELDOUT_IDS = ROOT / "benchmarks" / "heldout_reactions.txt"
 ROUTES_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_routes"
 POLICY_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_policy"
 PURE_HIP_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_pure_hip"
 POLICY_PYSISYPHUS_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_policy_pysisyphus"
+HELDOUT_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_heldout"
+ATTEMPTS_DEV_OUTPUT = ROOT / "benchmarks" / "results" / "ts_search_attempts_dev"
+_ATTEMPTS_NOTE = (
+    "Route `auto`. `:single` = one attempt per route with the level's Hessians (the search before attempts); "
+    "without it the attempt plan of `aiida_hip.common.attempts` under its budget. `:qrc` = verified by the quick "
+    "reaction coordinate, else the IRC. `:levelends` = a two-level search's ends minimised from one HIP Hessian "
+    "(the default before). `hip:predicted>xtb@reference` = the two-level default. Reference cost = xTB gradients "
+    "+ 6N per xTB Hessian over all reactions, per verified TS (IRC intended)."
+)
 #: output -> (REPORT.md section key, title, note under the table)
 REPORT_SECTIONS = {
+    HELDOUT_OUTPUT: (
+        "ts_search_heldout",
+        "The default on held-out reactions (never tuned on)",
+        _ATTEMPTS_NOTE + " Held-out set: `benchmarks/heldout_reactions.txt`.",
+    ),
+    ATTEMPTS_DEV_OUTPUT: (
+        "ts_search_attempts_dev",
+        "Attempts and QRC on the development reactions",
+        _ATTEMPTS_NOTE + " Development sets: `lib:xtb_rx` CHNO and `benchmarks/own_reactions.txt`.",
+    ),
     DEFAULT_OUTPUT: (
         "ts_search",
         "TS-search funnel (seed Figure 4)",
@@ -93,6 +114,11 @@ REPORT_SECTIONS = {
     ),
 }
 CHNO = {1, 6, 7, 8}
+SET_NAMES = {
+    "xtb_rx": "lib:xtb_rx CHNO (development)",
+    "own": "our test split, the `own` 10 (development)",
+    "heldout": "our test split less the `own` 10 (held out: never tuned on)",
+}
 #: calculator:hessian[:k] (k = a fresh Hessian every k RS-P-RFO steps, Bofill updates between; default 1)
 DEFAULT_CONFIGS = "hip:predicted,hip:autograd,hip:none,xtb:reference,xtb:none"
 ROUTES = tuple(choices(Route))
@@ -163,7 +189,10 @@ def configuration(spec: str, route: str, checkpoint: str | None):
     - ``calculator:hessian[:k][:raw]``: that level; ``k`` a fresh Hessian every k TS steps (0: the start
       only); ``raw``: approximate Hessians unconditioned and unguarded (the behaviour before the Hessian
       feed); ``rsprfo``: approximate Hessians in RS-P-RFO too; ``noprobe``: the guard without its probe of
-      the first Hessian's lowest mode; HIP searches stay on the HIP surface;
+      the first Hessian's lowest mode; ``qrc``: verified by the quick reaction coordinate instead of the IRC;
+      ``single``: one attempt per route with the level's Hessians (the search before attempts);
+      ``levelends``: a two-level search minimises its ends from one HIP Hessian (the default before);
+      HIP searches stay on the HIP surface;
     - ``hip:hessian[:k]>xtb[@reference]``: the two-level search refined at xTB (``@reference``: path and TS
       guess from xTB single points instead of HIP).
     """
@@ -182,7 +211,14 @@ def configuration(spec: str, route: str, checkpoint: str | None):
     )  # ">xtb" keeps meaning the HIP guess, whatever the product's default  # the search only
     tsopt = settings.tsopt
     for option in options:
-        if option == "raw":
+        if option == "qrc":
+            settings = replace(settings, verify="qrc")
+        elif option == "single":
+            routes = [r.value for r in Route(route).attempts]
+            settings = replace(settings, attempts=tuple(f"{r}:highest:level" for r in routes))
+        elif option == "levelends":
+            settings = replace(settings, two_level_ends="level")
+        elif option == "raw":
             tsopt = replace(tsopt, conditioning=ConditioningSettings(mode="off"), guard=False)
         elif option == "rsprfo":  # approximate Hessians in RS-P-RFO too (off by default)
             tsopt = replace(tsopt, rsprfo_approximate=True)
@@ -278,6 +314,69 @@ def result_fields(d: dict, ts: list | None) -> dict:
             if key.startswith("tsopt") and isinstance(stage, dict)
         ),
         "hip_ts_rmsd_a": d.get("hip_ts_rmsd_a"),
+        **attempt_fields(d.get("attempts") or (d.get("stages") or {}).get("attempts") or []),
+    }
+
+
+def attempt_fields(attempts: list[dict]) -> dict:
+    """What the attempts of one search did: how many ran, which verified, the first one's verdict."""
+    ran = [a for a in attempts if not a.get("skipped")]
+    first = ran[0] if ran else {}
+    return {
+        "attempts_run": len(ran),
+        "verified_by": next((a.get("attempt") for a in ran if a.get("status") == "success"), None),
+        "first_attempt_status": first.get("status"),
+        "first_attempt_verified_stage": first.get("stage_reached") == "irc",
+        "first_attempt_cost": first.get("reference_gradient_equivalents"),
+        "model_hessians_used": any(a.get("model_hessians_used") for a in ran),
+    }
+
+
+def per_reaction_markdown(rows: list[dict], configs: list[str]) -> str:
+    """One row per reaction: each configuration's outcome, attempts run and reference cost."""
+    by = {}
+    for r in rows:
+        by.setdefault(r["reaction"], {})[r["config"]] = r
+    lines = ["| reaction | " + " | ".join(configs) + " |", "|---|" + "---|" * len(configs)]
+    for reaction in sorted(by):
+        cells = []
+        for config in configs:
+            r = by[reaction].get(config)
+            if r is None:
+                cells.append("-")
+                continue
+            mark = "**verified**" if r["irc_intended"] else r["status"]
+            cells.append(f"{mark}, {r.get('attempts_run') or 1} att., {r.get('reference_cost') or 0}")
+        lines.append(f"| {reaction} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verification_agreement(rows: list[dict], pairs: list[tuple[str, str]]) -> dict:
+    """QRC against IRC on the same TSs: the first attempt of two configurations that differ only in how they
+    verify (same ends, path and TS optimisation, so the same TS), where both reached the verification."""
+    verdicts = []
+    for qrc, irc in pairs:
+        a = {r["reaction"]: r for r in rows if r["config"] == qrc}
+        b = {r["reaction"]: r for r in rows if r["config"] == irc}
+        for reaction in a.keys() & b.keys():
+            x, y = a[reaction], b[reaction]
+            if x.get("first_attempt_verified_stage") and y.get("first_attempt_verified_stage"):
+                verdicts.append(
+                    {
+                        "reaction": reaction,
+                        "pair": f"{qrc} / {irc}",
+                        "qrc": x["first_attempt_status"],
+                        "irc": y["first_attempt_status"],
+                        "qrc_cost": x.get("first_attempt_cost"),
+                        "irc_cost": y.get("first_attempt_cost"),
+                    }
+                )
+    agree = sum((v["qrc"] == "success") == (v["irc"] == "success") for v in verdicts)
+    return {
+        "n": len(verdicts),
+        "agree": agree,
+        "fraction": agree / len(verdicts) if verdicts else None,
+        "cases": verdicts,
     }
 
 
@@ -496,12 +595,21 @@ def main(argv: list[str] | None = None) -> None:
         help="reuse the searches an earlier run finished in --workdir, run only the others",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--agreement",
+        default=None,
+        help="comma-separated QRC_CONFIG/IRC_CONFIG pairs whose first attempts share a TS: the verdicts compared",
+    )
     args = parser.parse_args(argv)
 
     reactions = []
     if "xtb_rx" in args.sets:
         reactions += xtb_rx_reactions()[: args.max_reactions]
-    if "own" in args.sets:
+    if "heldout" in args.sets:
+        reactions += [
+            (name.replace("own/", "heldout/"), z, r, p) for name, z, r, p in own_reactions(args.data, ids=HELDOUT_IDS)
+        ][: args.max_reactions]
+    if "own" in args.sets.split(","):
         if not args.data.exists():
             sys.exit(f"{args.data} not found: generate it (aiida-hip data generate) or use --sets xtb_rx")
         ids = None if str(args.own_ids) == "all" else args.own_ids
@@ -561,6 +669,24 @@ def main(argv: list[str] | None = None) -> None:
     rows, configs = rows + derived, configs + [c for c in derived_configs if c not in configs]
     summary = summarise(rows, configs)
     table = markdown(summary) + "\n\n" + cost_markdown(summary)
+    table += "\n\nPer reaction (outcome, attempts run, reference cost in gradient equivalents):\n\n"
+    table += per_reaction_markdown(rows, configs)
+    agreement = None
+    if args.agreement:
+        pairs = [tuple(pair.split("/", 1)) for pair in args.agreement.split(",")]
+        agreement = verification_agreement(rows, pairs)
+        qrc_cost = [c["qrc_cost"] for c in agreement["cases"] if c["qrc_cost"] is not None]
+        irc_cost = [c["irc_cost"] for c in agreement["cases"] if c["irc_cost"] is not None]
+        table += (
+            f"\n\nQRC against IRC on the same TSs (first attempts): {agreement['agree']} of {agreement['n']} verdicts "
+            f"agree; median reference cost of that attempt {statistics.median(qrc_cost) if qrc_cost else '-'} (QRC) "
+            f"vs {statistics.median(irc_cost) if irc_cost else '-'} (IRC) gradient equivalents."
+        )
+        table += "".join(
+            f"\n- disagree: {c['reaction']} ({c['pair']}): QRC {c['qrc']}, IRC {c['irc']}"
+            for c in agreement["cases"]
+            if (c["qrc"] == "success") != (c["irc"] == "success")
+        )
     print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     routes = sorted({c.rpartition("/")[0] or args.route for c in configs}) or routes
@@ -570,12 +696,13 @@ def main(argv: list[str] | None = None) -> None:
         "route": ",".join(routes),
         "summary": summary,
         "rows": rows,
+        "verification_agreement": agreement,
     }
     meta = metadata(
         checkpoint=args.checkpoint,
         level="HIP (shipped checkpoint) or GFN2-xTB energies and forces; Hessian source per configuration",
-        data=f"{len({r['reaction'] for r in rows})} reactions: lib:xtb_rx CHNO (development set) and our held-out "
-        "test split",
+        data=f"{len({r['reaction'] for r in rows})} reactions: "
+        + ", ".join(SET_NAMES.get(name, name) for name in args.sets.split(",")),
         route=",".join(routes),
         processes=args.workers,
     )

@@ -66,7 +66,19 @@ def main(argv: list[str]) -> int:
     summary = results["summary"]
     print(f"{summary['n_success']} of {summary['n_reactions']} verified; details: aiida-hip reactions show PK")
     print(reference_cost(node))
+    print(hip_use(node))
     return 0
+
+
+def hip_use(batch) -> str:
+    """What HIP did in the batch: in how many searches its Hessians steered TS steps, and how many attempts ran."""
+    searches = [s for s in batch.called if "output_parameters" in s.outputs]
+    used = sum(bool(s.outputs.output_parameters.get("model_hessians_used")) for s in searches)
+    attempts = [a for s in searches for a in s.outputs.output_parameters.get("attempts") or [] if not a.get("skipped")]
+    return (
+        f"HIP Hessians steered the TS optimisation in {used} of {len(searches)} searches (elsewhere the guard's probe "
+        f"rejected them and the search ran Hessian-free); {len(attempts)} attempts in all"
+    )
 
 
 def reference_cost(batch) -> str:

@@ -13,7 +13,7 @@ from ase.io import write
 from threadpoolctl import threadpool_limits
 
 from ..common.level import Level, LevelError
-from ..common.types import Calculator, HessianMode, Outcome, Route, choices
+from ..common.types import DEFAULT_VERIFY, VERIFY_METHODS, Calculator, HessianMode, Outcome, Route, choices
 from ..pipeline import (
     Evaluator,
     OptSettings,
@@ -168,6 +168,20 @@ def _refinement_evaluator(level, refine: str) -> None:
     show_default=True,
     help="K, for the RRHO thermochemistry and Eyring rates of a verified TS.",
 )
+@click.option(
+    "--verify",
+    type=click.Choice(list(VERIFY_METHODS)),
+    default=DEFAULT_VERIFY,
+    show_default=True,
+    help="irc: the IRC both ways (a reaction profile); qrc: both sides of the TS mode minimised (cheaper).",
+)
+@click.option(
+    "--attempts",
+    default=None,
+    help="Comma-separated route:guess:hessian attempts (e.g. sella:highest:none,sella:highest:exact); default: "
+    "the plan of --route (a wrong TS ends one attempt, the next guess follows).",
+)
+@click.option("--max-attempts", type=click.IntRange(min=1), default=None, help="Default: the whole plan.")
 def ts_search_cmd(
     reactant,
     product,
@@ -186,6 +200,9 @@ def ts_search_cmd(
     guess,
     no_guard,
     temperature,
+    verify,
+    attempts,
+    max_attempts,
 ) -> None:
     """Find and verify the transition state between REACTANT and PRODUCT (any ASE-readable files, same atom order).
 
@@ -199,9 +216,20 @@ def ts_search_cmd(
         raise click.UsageError(str(exc)) from exc
     level = _level(calculator, default_hessian(calculator, hessian), checkpoint, charge)
     evaluator = _evaluator(level)
-    settings = TSSearchSettings.with_convergence(
-        convergence, run_irc=not no_irc, route=route, temperature=temperature, refine=refine, guess_level=guess
-    )
+    try:
+        settings = TSSearchSettings.with_convergence(
+            convergence,
+            run_irc=not no_irc,
+            route=route,
+            temperature=temperature,
+            refine=refine,
+            guess_level=guess,
+            verify=verify,
+            attempts=tuple(a.strip() for a in attempts.split(",") if a.strip()) if attempts else None,
+            max_attempts=max_attempts,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     tsopt = replace(settings.tsopt, max_cycles=max_tsopt_steps, guard=not no_guard)
     if hessian_recalc is not None:  # one k for exact and approximate Hessians alike
         tsopt = replace(tsopt, hessian_recalc=hessian_recalc, approximate_recalc=hessian_recalc)
@@ -252,6 +280,10 @@ def _summary(d: dict, out_dir: Path) -> None:
     for key, value in rows:
         click.echo(f"  {key:<{width}}  {value}")
     click.echo(f"  {'result':<{width}}  {out_dir / 'result.json'}")
+    for a in d.get("attempts") or []:
+        what = f"skipped: {a['reason']}" if a.get("skipped") else f"{a['status']}: {a.get('message', '')[:70]}"
+        hip = "; HIP Hessians used" if a.get("model_hessians_used") else ""
+        click.echo(f"  attempt {a['index']} {a['attempt']:<26} {what}{hip}")
 
 
 @click.command("optimize")

@@ -60,6 +60,12 @@ class Route(StrEnum):
 AUTO_ORDER: tuple[Route, ...] = (Route.SELLA, Route.PYSISYPHUS)
 
 
+#: how a TS is verified: ``irc`` (the IRC both ways, its ends minimised) or ``qrc`` (quick reaction
+#: coordinate: both sides of the TS mode minimised from the judging Hessian)
+VERIFY_METHODS: tuple[str, ...] = ("irc", "qrc")
+DEFAULT_VERIFY = "irc"
+
+
 class Outcome(StrEnum):
     """How a stage (or a whole TS search) ended. ``success``: it did what it should; every other value
     names the stage that stopped and why, and maps to one exit code (:mod:`aiida_hip.common.exit_codes`)."""

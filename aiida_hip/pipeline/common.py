@@ -27,6 +27,24 @@ def quiet_pysisyphus() -> None:
         import pysisyphus.config  # noqa: F401
 
 
+def filter_rigid_eigvals(self, eigvals, eigvecs, mask=False):
+    """``HessianOptimizer.filter_small_eigvals`` that drops at most the six smallest |eigenvalues| below the
+    threshold (the rigid-body modes) instead of asserting that there are no more.
+
+    A guess Hessian of loosely bound fragments, or a quasi-Newton-updated one, can have more than six
+    near-zero eigenvalues; pysisyphus then stopped RS-P-RFO and RFO with an AssertionError. The extra soft
+    modes stay in the step, where the rational-function shift handles them.
+    """
+    small = np.flatnonzero(np.abs(eigvals) < self.small_eigval_thresh)
+    small = small[np.argsort(np.abs(eigvals[small]))][:6]
+    drop = np.zeros(len(eigvals), dtype=bool)
+    drop[small] = True
+    self.log(f"Found {int(drop.sum())} small eigenvalues in Hessian. Removed them and their eigenvectors.")
+    if mask:
+        return eigvals[~drop], eigvecs[:, ~drop], drop
+    return eigvals[~drop], eigvecs[:, ~drop]
+
+
 def mute_file_logs() -> None:
     """pysisyphus modules open log files in whatever the working directory was at import time;
     mute every such handler so that nothing is written outside the stage folders."""

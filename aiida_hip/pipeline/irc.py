@@ -40,11 +40,13 @@ class IRCResult:
     trajectory: list[Atoms] = field(default_factory=list)
     n_cycles: int = 0
     wall_time_s: float = 0.0
+    #: ``irc`` (the path of steepest descent) or ``qrc`` (both sides of the TS mode minimised: no profile)
+    method: str = "irc"
 
     def profile(self) -> dict | None:
         """Energy (eV) against path length (Angstrom, Cartesian, 0 at the highest point) along the IRC,
         forward end first; None when the energies of the inner points were not kept."""
-        if len(self.trajectory) < 2 or len(self.energies_ev) != len(self.trajectory):
+        if self.method != "irc" or len(self.trajectory) < 2 or len(self.energies_ev) != len(self.trajectory):
             return None
         positions = np.array([a.positions for a in self.trajectory])
         s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(positions, axis=0), axis=(1, 2)))])
@@ -57,6 +59,7 @@ class IRCResult:
 
     def summary(self) -> dict:
         return {
+            "method": self.method,
             "profile": self.profile(),
             "completed": self.completed,
             "message": self.message,

@@ -15,6 +15,7 @@ from ..common.types import Outcome
 from .calculators import Evaluator, pysis_calculator
 from .common import (
     energy_ev,
+    filter_rigid_eigvals,
     forces_ev,
     model_guess_hessian,
     quiet_pysisyphus,
@@ -91,6 +92,9 @@ def run_opt(atoms: Atoms, evaluator: Evaluator, settings: OptSettings, workdir: 
     quiet_pysisyphus()
     from pysisyphus.optimizers.RFOptimizer import RFOptimizer
 
+    class LenientRFOptimizer(RFOptimizer):
+        filter_small_eigvals = filter_rigid_eigvals
+
     t0 = time.perf_counter()
     hessians_before = evaluator.counters.hessians
     thresh = get_convergence(settings.convergence).pysisyphus
@@ -109,7 +113,7 @@ def run_opt(atoms: Atoms, evaluator: Evaluator, settings: OptSettings, workdir: 
         else:
             init = "calc"
         recalc = None if evaluator.level.hessian == "none" else settings.hessian_recalc
-        opt = RFOptimizer(
+        opt = LenientRFOptimizer(
             geom,
             thresh=thresh,
             max_cycles=settings.max_cycles,

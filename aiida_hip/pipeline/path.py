@@ -45,6 +45,13 @@ class PathSettings:
     #: In ``auto``, a straight line bringing two atoms closer than this (A) goes the geodesic way.
     collision_distance: float = 0.6
     seed: int = 0
+    #: which local maximum of the path energy is the TS guess: 0 the highest, 1 the second-highest (a later
+    #: attempt of the search, when the first TS was the wrong one); the geodesic guess only
+    guess_rank: int = 0
+
+    def __post_init__(self) -> None:
+        if self.guess_rank < 0:
+            raise ValueError(f"guess_rank must be >= 0, got {self.guess_rank}")
 
 
 @dataclass

@@ -6,6 +6,7 @@ is written once; ``auto`` is only a list of routes (:data:`aiida_hip.common.type
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from ..common.types import Outcome, Route
 from .calculators import Evaluator
 from .endpoints import EndpointResult, compare_endpoints
 from .irc import IRCResult, IRCSettings, run_irc
-from .path import PathResult, PathSettings, run_path
+from .path import PathResult, PathSettings, failed_path, run_path
 from .sella_route import SellaSettings, geodesic_guess, run_sella_irc, run_sella_tsopt
 from .tsopt import TSOptResult, TSOptSettings, run_tsopt
 
@@ -62,6 +63,8 @@ class PysisyphusRoute(TSRoute):
     """GSM or geodesic CI-NEB -> RS-P-RFO along the path tangent -> EulerPC IRC."""
 
     def path(self, reactant, product, evaluator, settings, workdir):
+        if settings.guess_rank:
+            return failed_path("the pysisyphus path gives its highest image only (guess_rank 0)", time.perf_counter())
         return run_path(reactant, product, evaluator, settings, workdir)
 
     def tsopt(self, guess, tangent, curvature, evaluator, settings, sella, workdir):

@@ -22,9 +22,30 @@ from ase.io import write
 from ..chem.reference import ReferenceError
 from ..chem.thermo import reaction_thermochemistry
 from ..chem.vibrations import IMAGINARY_THRESHOLD
+from ..common.attempts import (
+    DEFAULT_BUDGET_FACTOR,
+    Attempt,
+    AttemptError,
+    attempt_plan,
+    attempt_record,
+    exact_step_cap,
+    hessian_use,
+    over_budget,
+    retry_after,
+    skip_reason,
+)
 from ..common.geometry import aligned_rmsd
 from ..common.level import Level
-from ..common.types import REFINE_LEVELS, Calculator, HessianMode, Outcome, Route, choices
+from ..common.types import (
+    DEFAULT_VERIFY,
+    REFINE_LEVELS,
+    VERIFY_METHODS,
+    Calculator,
+    HessianMode,
+    Outcome,
+    Route,
+    choices,
+)
 from .calculators import Evaluator, model_provenance
 from .conditioning import condition
 from .endpoints import same_molecule
@@ -33,8 +54,9 @@ from .inputs import check_elements, check_reaction
 from .irc import IRCSettings
 from .opt import OptSettings, endpoint_settings, run_opt
 from .path import PathSettings
-from .routes import TSRoute, judge_irc, routes_for
-from .sella_route import SellaSettings
+from .qrc import QRCSettings, run_qrc
+from .routes import ROUTES, TSRoute, judge_irc
+from .sella_route import SellaSettings, guess_of_rank
 from .tsopt import TSOptSettings
 
 
@@ -68,6 +90,21 @@ class TSSearchSettings:
     guess_level: str = "reference"
     #: the TS pre-optimisation on the HIP surface before the refinement
     pre_opt: TSOptSettings = field(default_factory=lambda: TSOptSettings(convergence="loose", max_cycles=60))
+    #: the attempts, ``route:guess:hessian`` each (:mod:`aiida_hip.common.attempts`); ``None``: the plan of
+    #: ``route``. A TS that fails its frequencies or its verification, or does not converge, ends one attempt.
+    attempts: tuple[str, ...] | None = None
+    #: the most attempts that run (skipped repeats do not count); ``None``: the whole plan
+    max_attempts: int | None = None
+    #: no new attempt once the attempts spent this many times the first one's reference cost (``None``: no cap)
+    budget_factor: float | None = DEFAULT_BUDGET_FACTOR
+    #: how a TS is verified: ``irc`` (the IRC both ways, its ends minimised) or ``qrc`` (both sides of the TS
+    #: mode minimised from the judging Hessian: no profile, a fraction of the cost)
+    verify: str = DEFAULT_VERIFY
+    qrc: QRCSettings = field(default_factory=QRCSettings)
+    #: the two-level search minimises its ends Hessian-free on the reference surface, as the Hessian-free
+    #: search does (one HIP Hessian at the start moved the ends to other conformers and lost reactions on
+    #: held-out sets); ``level`` starts them from the level's Hessian instead
+    two_level_ends: str = "none"
 
     def __post_init__(self) -> None:
         if self.temperature is not None and not self.temperature > 0:
@@ -80,6 +117,20 @@ class TSSearchSettings:
             raise ValueError(f"refine must be one of {['none', *REFINE_LEVELS]}, got {self.refine!r}")
         if self.guess_level not in ("hip", "reference"):
             raise ValueError(f"guess_level must be hip or reference, got {self.guess_level!r}")
+        if self.verify not in VERIFY_METHODS:
+            raise ValueError(f"verify must be one of {list(VERIFY_METHODS)}, got {self.verify!r}")
+        if self.two_level_ends not in ("none", "level"):
+            raise ValueError(f"two_level_ends must be none or level, got {self.two_level_ends!r}")
+        if self.budget_factor is not None and not self.budget_factor > 0:
+            raise ValueError(f"budget_factor must be positive or None, got {self.budget_factor}")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.attempts is not None:
+            object.__setattr__(self, "attempts", tuple(self.attempts))
+        try:
+            attempt_plan(self.route, self.attempts)
+        except AttemptError as exc:
+            raise ValueError(str(exc)) from None
 
     def two_level(self, level: Level) -> bool:
         """A HIP level with a refinement: the two-level search."""
@@ -126,6 +177,12 @@ class TSSearchResult:
     #: the cost at the reference level (gradients, Hessians, ``gradient_equivalents`` = gradients + 6N per
     #: Hessian); all zero for a pure HIP search
     reference_cost: dict = field(default_factory=dict)
+    #: every attempt of the plan, in order: route, guess, hessian, status, message, its reference cost, and
+    #: whether the level's (model) Hessians reached the optimiser (``hessian_free`` when the guard rejected
+    #: them before the first step); skipped repeats with their reason
+    attempts: list = field(default_factory=list)
+    #: the level's approximate (HIP) Hessians steered at least one TS step of this search
+    model_hessians_used: bool = False
     ts: Atoms | None = None
 
     def to_dict(self) -> dict:
@@ -160,12 +217,25 @@ def ts_search(
     check_elements(reactant, evaluator, "reactant")
     search = _Search(Path(out_dir), evaluator, settings, progress or (lambda stage, message: None))
     search.ends(reactant, product)
-    outcome, message = Outcome.PATH_FAILED, ""
-    for route in routes_for(settings.route):
-        outcome, message = search.attempt(route)
-        if outcome is Outcome.SUCCESS:
+    outcome, message = Outcome.PATH_FAILED, "no attempt ran"
+    ran = 0
+    for attempt in attempt_plan(settings.route, settings.attempts):
+        reason = skip_reason(attempt, search.attempts, search.ends_moved)
+        if reason is not None:
+            search.attempts.append(attempt_record(attempt, len(search.attempts) + 1, reason))
+            continue
+        if settings.max_attempts is not None and ran >= settings.max_attempts:
             break
+        if (reason := over_budget(search.attempts, settings.budget_factor)) is not None:
+            search.attempts.append(attempt_record(attempt, len(search.attempts) + 1, reason))
+            break
+        ran += 1
+        outcome, message = search.attempt(attempt)
+        if outcome is Outcome.SUCCESS or not retry_after(outcome):
+            break
+    search.result.attempts = search.attempts
     search.result.stages["attempts"] = search.attempts
+    search.result.model_hessians_used = any(a.get("model_hessians_used") for a in search.attempts)
     if outcome is Outcome.SUCCESS and settings.temperature is not None:
         search.thermochemistry()
     return search.finish(outcome, message)
@@ -189,7 +259,10 @@ class _Search:
             self.evaluator = Evaluator(refined, model=evaluator.model)
             self.irc = Evaluator(replace(refined, hessian=HessianMode.NONE.value), counters=self.evaluator.counters)
             self.result.refine_level = refined.to_dict()
+        self.ends_evaluator = self.irc if self.two_level and settings.two_level_ends == "none" else self.evaluator
         self.attempts: list[dict] = []
+        self.paths: dict = {}
+        self.ends_moved = False
         self.t_start = time.perf_counter()
         # shared evaluators count on: remember where this search started
         self.counts0 = {
@@ -201,6 +274,23 @@ class _Search:
     @property
     def two_level(self) -> bool:
         return self.evaluator is not self.explore
+
+    def _evaluator_for(self, hessian: str) -> Evaluator:
+        """The surface's evaluator with the attempt's Hessians (shared counters: one search, one cost)."""
+        level = self.evaluator.level
+        if hessian == "level":
+            return self.evaluator
+        mode = HessianMode.NONE.value if hessian == "none" else level.exact_hessian
+        if mode == level.hessian:
+            return self.evaluator
+        key = f"_evaluator_{mode}"
+        if not hasattr(self, key):
+            setattr(
+                self,
+                key,
+                Evaluator(replace(level, hessian=mode), counters=self.evaluator.counters, model=self.evaluator.model),
+            )
+        return getattr(self, key)
 
     def _counts(self, evaluator: Evaluator) -> tuple[int, int, int]:
         """Hessians, gradients and reference Hessians ``evaluator`` computed for this search."""
@@ -233,12 +323,13 @@ class _Search:
         write(self.out / "reactant_input.xyz", reactant)
         write(self.out / "product_input.xyz", product)
         self.ends_ = {"reactant": (reactant, None), "product": (product, None)}
+        self.given = {"reactant": reactant.copy(), "product": product.copy()}
         if self.settings.optimize_endpoints:
             self.result.stage_reached = "endpoints"
             self.say("endpoints", "optimising reactant and product")
             t0 = time.perf_counter()
             for role, atoms in (("reactant", reactant), ("product", product)):
-                opt = run_opt(atoms, self.evaluator, self.settings.endpoint_opt, self.out / "01_endpoints" / role)
+                opt = run_opt(atoms, self.ends_evaluator, self.settings.endpoint_opt, self.out / "01_endpoints" / role)
                 kept = same_molecule(opt.atoms, atoms)
                 self.result.stages[f"{role}_opt"] = opt.summary() | {"kept_optimised": kept}
                 self.ends_[role] = (opt.atoms, opt.energy_ev) if kept else (atoms, None)
@@ -246,73 +337,110 @@ class _Search:
         for role, (atoms, energy) in self.ends_.items():
             if energy is None:
                 self.ends_[role] = (atoms, self.evaluator.gradient(atoms.numbers, atoms.positions)["energy"])
+        self.ends_moved = any(
+            aligned_rmsd(self.ends_[role][0].positions, self.given[role].positions) > 0.05 for role in self.given
+        )
 
     def _record(self, key: str, stage) -> None:
         self.result.stages[key] = stage.summary()
         self.result.wall_time_s[key] = stage.wall_time_s
 
-    def attempt(self, route: TSRoute) -> tuple[Outcome, str]:
-        """One route from path to IRC; the attempt list says how it ended."""
-        result = self.result
+    def attempt(self, attempt: Attempt) -> tuple[Outcome, str]:
+        """One attempt from path to verification; its record says how it ended and what it cost."""
+        result, route = self.result, ROUTES[Route(attempt.route)]
         if self.attempts:  # a new attempt reports only its own findings (the earlier one stays in stages)
             result.ts_found, result.irc_intended, result.n_imaginary = False, False, None
             result.imaginary_frequency_cm1 = result.barrier_forward_ev = result.barrier_reverse_ev = None
             result.n_tsopt_steps = result.hip_ts_rmsd_a = None
-        self.attempts.append({"route": route.name.value})
+            self.ts = self.freq = None
+        record = attempt_record(attempt, len(self.attempts) + 1)
+        # the first attempt of a route keeps the route's historical stage names; later ones add their index
+        first = not any(a.get("route") == attempt.route and not a.get("skipped") for a in self.attempts)
+        suffix = route.suffix if first else f"{route.suffix}_a{record['index']}"
+        self.attempts.append(record)
         result.route = route.name.value
+        cost0 = self._cost()
+        self.say("attempt", f"attempt {record['index']}: {attempt.key}")
         try:
-            outcome, message = self._path_to_ts(route)
+            outcome, message = self._path_to_ts(route, attempt, suffix)
             if outcome is Outcome.SUCCESS:
-                outcome, message = self._irc(route)
+                outcome, message = self._verify(route, suffix)
         except ReferenceError as exc:  # e.g. an SCF that fails at a geometry the search reached
             outcome, message = Outcome.ERROR, f"{result.stage_reached}: {exc}"
             self.say(result.stage_reached, message)
-            self.attempts[-1]["message"] = message
-        self.attempts[-1]["status"] = outcome.value
+        record |= {
+            "status": outcome.value,
+            "message": message[:300],
+            "stage_reached": result.stage_reached,
+            "n_tsopt_steps": result.n_tsopt_steps,
+            "barrier_forward_ev": result.barrier_forward_ev,
+            "reference_gradient_equivalents": self._cost() - cost0,
+        }
         return outcome, message
 
-    def _path_to_ts(self, route: TSRoute) -> tuple[Outcome, str]:
+    def _cost(self) -> int:
+        """Reference gradient equivalents spent so far (gradients + 6N per reference Hessian)."""
+        if not Calculator(self.evaluator.level.calculator).is_reference:
+            return 0
+        _, gradients, hessians = self._counts(self.evaluator)
+        return gradients + 6 * len(self.given["reactant"]) * hessians
+
+    def _path(self, route: TSRoute, attempt: Attempt, suffix: str, guesser: Evaluator):
+        """The attempt's path, computed once per (route, ends, rank) and reused by later attempts."""
+        ends = self.given if attempt.guess == "given" else {k: v[0] for k, v in self.ends_.items()}
+        rank = 1 if attempt.guess == "second" else 0
+        key = (route.name, attempt.guess == "given", rank)
+        highest = self.paths.get((route.name, attempt.guess == "given", 0))
+        if key not in self.paths and rank and highest is not None and highest.method == "geodesic" and highest.path:
+            self.paths[key] = guess_of_rank(highest, rank)  # the same images: no new single points
+        if key not in self.paths:
+            settings = replace(self.settings.path, guess_rank=rank)
+            self.say("path", f"reaction path ({route.name}: {route.path_method(settings)}, {attempt.guess} guess)")
+            path = route.path(ends["reactant"], ends["product"], guesser, settings, self.out / f"02_path{suffix}")
+            self._record(f"path{suffix}", path)
+            if path.path_file is not None:
+                self.result.files[f"path{suffix}"] = str(path.path_file.resolve().relative_to(self.out.resolve()))
+            self.paths[key] = path
+        return self.paths[key]
+
+    def _path_to_ts(self, route: TSRoute, attempt: Attempt, suffix: str) -> tuple[Outcome, str]:
         """Path -> (HIP pre-optimisation ->) TS optimisation -> frequencies: a first-order saddle, or the
         stage that failed."""
-        settings, result, suffix = self.settings, self.result, route.suffix
-        reactant, product = self.ends_["reactant"][0], self.ends_["product"][0]
+        settings, result, record = self.settings, self.result, self.attempts[-1]
         result.stage_reached = "path"
         guesser = self.evaluator if settings.guess_level == "reference" else self.explore
-        self.say("path", f"reaction path ({route.name}: {route.path_method(settings.path)})")
-        path = route.path(reactant, product, guesser, settings.path, self.out / f"02_path{suffix}")
-        self._record(f"path{suffix}", path)
-        if path.path_file is not None:
-            result.files[f"path{suffix}"] = str(path.path_file.resolve().relative_to(self.out.resolve()))
+        path = self._path(route, attempt, suffix, guesser)
         if path.outcome is not Outcome.SUCCESS:
             self.say("path", path.message)
             return path.outcome, path.message
         self.say("path", f"{path.method}: TS guess at node {path.hei_index:.2f} after {path.n_cycles} cycles")
-        start = self._pre_opt(route, path) if self.two_level and guesser is self.explore else path.guess
+        pre_opt = self.two_level and guesser is self.explore and attempt.hessian == "level"
+        start = self._pre_opt(route, path, suffix) if pre_opt else path.guess
         result.stage_reached = "tsopt"
-        self.say("tsopt", f"{route.optimizer} with {self.evaluator.level.hessian} Hessians")
-        ts = route.tsopt(
-            start,
-            path.tangent,
-            path.curvature,
-            self.evaluator,
-            settings.tsopt,
-            settings.sella,
-            self.out / f"03_tsopt{suffix}",
-        )
+        evaluator = self._evaluator_for(attempt.hessian)
+        tsopt, sella = settings.tsopt, settings.sella
+        cap = exact_step_cap(self.attempts, settings.budget_factor, len(start)) if attempt.hessian == "exact" else None
+        if cap is not None:  # the budget bounds what an exact-Hessian attempt may spend
+            tsopt = replace(tsopt, max_cycles=min(tsopt.max_cycles, cap))
+            sella = replace(sella, max_steps=min(sella.max_steps, cap))
+            record["max_steps"] = cap
+        self.say("tsopt", f"{route.optimizer} with {evaluator.level.hessian} Hessians")
+        ts = route.tsopt(start, path.tangent, path.curvature, evaluator, tsopt, sella, self.out / f"03_tsopt{suffix}")
         self._record(f"tsopt{suffix}", ts)
+        record |= hessian_use(evaluator.level, ts.hessian_feed)
         result.n_tsopt_steps, result.ts, self.ts = ts.n_cycles, ts.ts, ts
         if ts.ts is not None:
             write(self.out / "ts.xyz", ts.ts)
             result.files["ts"] = "ts.xyz"
-            if self.two_level and guesser is self.explore:
+            if pre_opt:
                 result.hip_ts_rmsd_a = aligned_rmsd(ts.ts.positions, start.positions)
         if ts.outcome is not Outcome.SUCCESS:
             self.say("tsopt", ts.message)
             return ts.outcome, ts.message
         self.say("tsopt", f"converged in {ts.n_cycles} steps")
-        return self._freq(route)
+        return self._freq(route, suffix)
 
-    def _pre_opt(self, route: TSRoute, path) -> Atoms:
+    def _pre_opt(self, route: TSRoute, path, suffix: str) -> Atoms:
         """The two-level search's TS pre-optimisation on the HIP surface; its last geometry starts the
         refinement whether or not it converged (the HIP surface only explores)."""
         self.result.stage_reached = "tsopt_hip"
@@ -324,16 +452,16 @@ class _Search:
             self.explore,
             self.settings.pre_opt,
             self.settings.sella,
-            self.out / f"03_tsopt_hip{route.suffix}",
+            self.out / f"03_tsopt_hip{suffix}",
         )
-        self._record(f"tsopt_hip{route.suffix}", pre)
+        self._record(f"tsopt_hip{suffix}", pre)
         if pre.ts is None:
             return path.guess
         write(self.out / "ts_hip.xyz", pre.ts)
         self.result.files["ts_hip"] = "ts_hip.xyz"
         return pre.ts
 
-    def _freq(self, route: TSRoute) -> tuple[Outcome, str]:
+    def _freq(self, route: TSRoute, suffix: str) -> tuple[Outcome, str]:
         """The TS judged by the Hessian of ``freq_hessian`` (two-level: one reference Hessian)."""
         settings, result = self.settings, self.result
         result.stage_reached = "freq"
@@ -344,9 +472,9 @@ class _Search:
             "ts",
             hessian=self.evaluator.level.judging_hessian(choice),
             imaginary_threshold=settings.imaginary_threshold,
-            workdir=self.out / f"04_freq{route.suffix}",
+            workdir=self.out / f"04_freq{suffix}",
         )
-        self._record(f"freq{route.suffix}", freq)
+        self._record(f"freq{suffix}", freq)
         self.freq = freq
         result.n_imaginary, result.imaginary_frequency_cm1 = freq.n_imaginary, freq.imaginary_frequency_cm1
         result.barrier_forward_ev = freq.energy_ev - self.ends_["reactant"][1]
@@ -357,21 +485,25 @@ class _Search:
         result.ts_found = True
         return Outcome.SUCCESS, "TS found and characterised"
 
-    def _irc(self, route: TSRoute) -> tuple[Outcome, str]:
-        """IRC both ways from the frequency Hessian (conditioned if it is an approximate one), then the
-        endpoint check."""
+    def _verify(self, route: TSRoute, suffix: str) -> tuple[Outcome, str]:
+        """IRC (or QRC) both ways from the frequency Hessian (conditioned if it is an approximate one), then
+        the endpoint check."""
         if not self.settings.run_irc:
             return Outcome.SUCCESS, "TS found and characterised (IRC not requested)"
-        result, suffix = self.result, route.suffix
+        result, qrc = self.result, self.settings.verify == "qrc"
         result.stage_reached = "irc"
-        self.say("irc", "following the IRC both ways")
+        self.say("irc", "minimising both sides of the TS mode (QRC)" if qrc else "following the IRC both ways")
         hessian = self.freq.hessian
         if self.freq.hessian_source != self.irc.level.exact_hessian:
             hessian, _ = condition(hessian, self.ts.ts.positions, "ts", self.settings.tsopt.conditioning)
-        irc = route.irc(self.ts.ts, hessian, self.irc, self.settings.irc, self.out / f"05_irc{suffix}")
+        workdir = self.out / f"05_irc{suffix}"
+        if qrc:
+            irc = run_qrc(self.ts.ts, hessian, self.irc, self.settings.qrc, workdir)
+        else:
+            irc = route.irc(self.ts.ts, hessian, self.irc, self.settings.irc, workdir)
         self._record(f"irc{suffix}", irc)
         if irc.trajectory:
-            result.files["irc"] = f"05_irc{suffix}/irc.xyz"
+            result.files["irc"] = f"05_irc{suffix}/{'qrc' if qrc else 'irc'}.xyz"
         outcome, message, check = judge_irc(irc, self.ends_["reactant"][0], self.ends_["product"][0])
         if check is not None:
             result.stages[f"endpoints_check{suffix}"] = check.summary()

@@ -17,6 +17,7 @@ from .calculators import Evaluator, pysis_calculator
 from .common import (
     choose_root,
     energy_ev,
+    filter_rigid_eigvals,
     forces_ev,
     stage_folder,
     stopped,
@@ -129,6 +130,8 @@ def _optimizer_class():
             self.roots = [root]
             self.ts_modes = eigenvectors[:, self.roots].T
             self.ts_mode_eigvals = eigenvalues[self.roots]
+
+        filter_small_eigvals = filter_rigid_eigvals
 
     return TangentRSPRFOptimizer
 

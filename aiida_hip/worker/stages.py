@@ -19,7 +19,7 @@ import numpy as np
 from ase import Atoms
 
 from ..common.molecule import ReactionInputError
-from ..common.types import AUTO_ORDER, HessianMode, Outcome
+from ..common.types import AUTO_ORDER, VERIFY_METHODS, HessianMode, Outcome
 from ..pipeline import (
     IRCSettings,
     OptSettings,
@@ -35,6 +35,7 @@ from ..pipeline import (
 )
 from ..pipeline.dft_check import DFTCheckSettings, run_dft_check
 from ..pipeline.inputs import check_elements
+from ..pipeline.qrc import QRCSettings, run_qrc
 from ..pipeline.routes import judge_irc
 from ..pipeline.sella_route import SellaSettings
 from .io import ReactionInput, WorkerInput, WorkerInputError, atoms_to_dict
@@ -208,10 +209,15 @@ def run_freq_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: 
 
 
 def run_irc_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: Path) -> StageOutput:
-    """The route's IRC both ways from the TS (its Hessian if given), then the endpoint check."""
-    _check_keys(settings, {"route", "irc"}, "irc stage")
+    """The route's IRC both ways from the TS (its Hessian if given), or with ``verify='qrc'`` both sides of
+    the TS mode minimised, then the endpoint check."""
+    _check_keys(settings, {"route", "irc", "verify", "qrc"}, "irc stage")
     route = _route(settings)
     irc_settings = build_settings(IRCSettings, settings.get("irc"), "irc")
+    qrc_settings = build_settings(QRCSettings, settings.get("qrc"), "qrc")
+    verify = settings.get("verify", "irc")
+    if verify not in VERIFY_METHODS:
+        raise WorkerInputError(f"verify must be one of {list(VERIFY_METHODS)}, got {verify!r}")
     ts = reaction_atoms(reaction, "ts")
     n3 = 3 * len(ts)
     hessian = reaction.array("hessian", (n3, n3))
@@ -219,7 +225,10 @@ def run_irc_stage(reaction: ReactionInput, evaluator, settings: dict, workdir: P
         level = evaluator.level
         mode = level.hessian if level.hessian != HessianMode.NONE else level.exact_hessian
         hessian = evaluator.hessian(ts.numbers, ts.positions, mode=mode)
-    irc = route.irc(ts, hessian, evaluator, irc_settings, workdir / f"irc{route.suffix}")
+    if verify == "qrc":
+        irc = run_qrc(ts, hessian, evaluator, qrc_settings, workdir / f"qrc{route.suffix}")
+    else:
+        irc = route.irc(ts, hessian, evaluator, irc_settings, workdir / f"irc{route.suffix}")
     reactant, product = reaction_atoms(reaction, "reactant", False), reaction_atoms(reaction, "product", False)
     outcome, message, check = judge_irc(irc, reactant, product)
     out = StageOutput(outcome, message, {"irc": irc.summary() | {"route": route.name.value}})

@@ -17,7 +17,7 @@ from aiida.engine import WorkChain, append_, calcfunction, while_
 
 from ..calcjobs import HipTSBatchCalculation, validate_pair
 from ..calcjobs.batch import link_label, summarize_rows, summary_row, validate_molecules
-from ..common.types import Route
+from ..common.types import DEFAULT_VERIFY, Route
 from .resume import SubmitOnceMixin
 from .ts_search import TransitionStateWorkChain
 
@@ -68,7 +68,14 @@ def packed_settings(inputs: dict) -> dict:
         "run_irc": inputs["run_irc"].value if "run_irc" in inputs else True,
         "refine": inputs["refine"].value if "refine" in inputs else "none",
         "guess_level": inputs["guess"].value if "guess" in inputs else "reference",
+        "verify": inputs["verify"].value if "verify" in inputs else DEFAULT_VERIFY,
     }
+    if "attempts" in inputs:
+        out["attempts"] = inputs["attempts"].get_list()
+    if "max_attempts" in inputs:
+        out["max_attempts"] = inputs["max_attempts"].value
+    if "budget_factor" in inputs:
+        out["budget_factor"] = inputs["budget_factor"].value
     for key, source in (
         ("endpoint_opt", opt.get("opt")),
         ("path", path.get("path")),

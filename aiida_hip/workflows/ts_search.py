@@ -1,11 +1,14 @@
-"""``hip.ts_search``: one reaction, endpoints -> path -> TS optimisation (+ freq) -> IRC + endpoint check.
+"""``hip.ts_search``: one reaction, endpoints -> path -> TS optimisation (+ freq) -> IRC/QRC + endpoint check.
 
-Every stage is its own CalcJob (the TS optimisation inside ``hip.base``, which restarts it). With
-``route='auto'`` a failed Sella attempt (no path, no TS, wrong imaginary count, IRC not the intended
-reaction) is followed by a pysisyphus attempt, whose CalcJobs appear in provenance beside the first
-ones (the order of ``aiida_hip.common.types.AUTO_ORDER``). Outputs are attached whatever the
-outcome, so nothing computed is lost (each output is the latest one any attempt produced for that
-stage); ``output_parameters`` and the exit code say where the search stopped and list every attempt.
+Every stage is its own CalcJob (the TS optimisation inside ``hip.base``, which restarts it). The search walks
+an attempt plan (:mod:`aiida_hip.common.attempts`, the same one the pipeline walks): a TS that does not
+converge, has the wrong imaginary count or whose IRC is not the intended reaction ends one *attempt*, and the
+next one tries another guess (the second maximum of the path, the path between the given ends), the
+Hessian-free search, the surface's exact Hessians or the other route, until one verifies, the plan is spent or
+the budget is. Each attempt's CalcJobs appear in provenance with their own link labels; outputs are attached
+whatever the outcome, so nothing computed is lost (each output is the latest one any attempt produced for that
+stage); ``output_parameters`` and the exit code say where the search stopped and list every attempt, skipped
+ones with the reason.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from ..calcjobs import (
 )
 from ..calcjobs.base import level_of
 from ..calcjobs.stages import validate_elements
+from ..common import attempts as plan
 from ..common import exit_codes
 from ..common.exit_codes import OUTCOME_EXIT_CODES, outcome_of
 from ..common.geometry import aligned_rmsd
-from ..common.types import Calculator, Outcome, Route, choices
+from ..common.level import Level
+from ..common.types import DEFAULT_VERIFY, VERIFY_METHODS, Calculator, HessianMode, Outcome, Route, choices
 from ..data import HipModelData
 from .base import HipTSOptBaseWorkChain
 from .functions import reaction_thermochemistry
@@ -48,6 +53,28 @@ def _positive(value: orm.Float, _) -> str | None:
 def validate_route(value: orm.Str, _) -> str | None:
     if value is not None and value.value not in choices(Route):
         return f"route must be one of {choices(Route)}, got {value.value!r}"
+    return None
+
+
+def validate_verify(value: orm.Str, _) -> str | None:
+    if value is not None and value.value not in VERIFY_METHODS:
+        return f"verify must be one of {list(VERIFY_METHODS)}, got {value.value!r}"
+    return None
+
+
+def validate_budget(value: orm.Float, _) -> str | None:
+    if value is not None and not value.value > 0:
+        return f"budget_factor must be positive, got {value.value}"
+    return None
+
+
+def validate_attempts(value: orm.List, _) -> str | None:
+    if value is None:
+        return None
+    try:
+        plan.attempt_plan(Route.AUTO.value, value.get_list())
+    except plan.AttemptError as exc:
+        return str(exc)
     return None
 
 
@@ -77,6 +104,7 @@ def summarize_ts_search(**kwargs) -> orm.Dict:
         "message": get.get("message", ""),
         "route": get.get("route"),
         "attempts": get.get("attempts", []),
+        "model_hessians_used": any(a.get("model_hessians_used") for a in get.get("attempts", [])),
         "ts_found": Outcome(get["status"]).ts_found,
         "n_imaginary": freq.get("n_imaginary"),
         "imaginary_frequency_cm1": freq.get("imaginary_frequency_cm1"),
@@ -148,12 +176,13 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
             help="Temperature (K) of the thermochemistry and Eyring rates of a verified TS.",
         )
         spec.input("run_irc", valid_type=orm.Bool, default=lambda: orm.Bool(True))
+        cls._define_attempt_inputs(spec)
         cls._define_stage_inputs(spec)
         spec.inputs.validator = cls.validate_inputs
         spec.outline(
             cls.setup,
             if_(cls.should_optimize_endpoints)(cls.run_endpoints, cls.inspect_endpoints),
-            while_(cls.next_route)(
+            while_(cls.next_attempt)(
                 cls.run_path,
                 cls.inspect_path,
                 if_(cls.route_alive)(cls.run_tsopt, cls.inspect_tsopt),
@@ -166,6 +195,39 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
         cls._define_outputs(spec)
         spec.default_output_node = "output_parameters"
         exit_codes.declare(spec, OUTCOME_EXIT_CODES.values())
+
+    @classmethod
+    def _define_attempt_inputs(cls, spec) -> None:
+        """How the search verifies a TS and which attempts it makes (:mod:`aiida_hip.common.attempts`)."""
+        spec.input(
+            "verify",
+            valid_type=orm.Str,
+            default=lambda: orm.Str(DEFAULT_VERIFY),
+            validator=validate_verify,
+            help="How a TS is verified: irc (the IRC both ways, its ends minimised) or qrc (both sides of the TS "
+            "mode minimised from the judging Hessian: no profile, a fraction of the cost).",
+        )
+        spec.input(
+            "attempts",
+            valid_type=orm.List,
+            required=False,
+            validator=validate_attempts,
+            help="The attempts, route:guess:hessian each (aiida_hip.common.attempts); default: the plan of route. "
+            "A TS that fails its frequencies or verification, or does not converge, ends one attempt.",
+        )
+        spec.input(
+            "max_attempts",
+            valid_type=orm.Int,
+            required=False,
+            help="The most attempts that run (skipped repeats do not count); default: the whole plan.",
+        )
+        spec.input(
+            "budget_factor",
+            valid_type=orm.Float,
+            default=lambda: orm.Float(plan.DEFAULT_BUDGET_FACTOR),
+            validator=validate_budget,
+            help="No new attempt once the attempts spent this many times the first one's reference cost.",
+        )
 
     @classmethod
     def _define_stage_inputs(cls, spec) -> None:
@@ -270,6 +332,13 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
         builder.guess = orm.Str(inputs.get("guess", "reference"))
         builder.optimize_endpoints = orm.Bool(inputs["optimize_endpoints"])
         builder.run_irc = orm.Bool(inputs["run_irc"])
+        builder.verify = orm.Str(inputs.get("verify", DEFAULT_VERIFY))
+        if inputs.get("attempts"):
+            builder.attempts = orm.List(list(inputs["attempts"]))
+        if inputs.get("max_attempts"):
+            builder.max_attempts = orm.Int(inputs["max_attempts"])
+        if inputs.get("budget_factor"):
+            builder.budget_factor = orm.Float(inputs["budget_factor"])
         builder.run_dft = orm.Bool(inputs["run_dft"])
         # resources default to one process on one machine unless the caller says otherwise
         metadata = (
@@ -296,8 +365,13 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
 
     # --- outline --------------------------------------------------------------------------------------------
     def setup(self):
-        self.ctx.routes = [route.value for route in Route(self.inputs.route.value).attempts]
+        given = self.inputs.attempts.get_list() if "attempts" in self.inputs else None
+        self.ctx.plan = [a.key for a in plan.attempt_plan(self.inputs.route.value, given)]
+        self.ctx.n_run = 0
+        self.ctx.paths = {}  # (route, given ends, rank) -> the path CalcJob's uuid, reused by later attempts
         self.ctx.route = None
+        self.ctx.attempt = None
+        self.ctx.cost_at_start = 0
         self.ctx.attempts = []
         self.ctx.status, self.ctx.message = Outcome.PATH_FAILED.value, ""
         self.ctx.reactant, self.ctx.product = self.inputs.reactant, self.inputs.product
@@ -308,7 +382,7 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
 
     def _label(self, stage: str) -> dict:
         name = self.node.label or f"ts_search-{self.node.pk}"
-        suffix = "" if self.ctx.route in (None, Route.PYSISYPHUS) else f"_{self.ctx.route}"
+        suffix = "" if self.ctx.route is None else self._suffix()
         return {"label": f"{name}:{stage}", "call_link_label": f"{stage}{suffix}"}
 
     def _stage_inputs(self, process, namespace: str, stage: str) -> AttributeDict:
@@ -325,7 +399,7 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
         calcs = {}
         for role in ("reactant", "product"):
             inputs = self._stage_inputs(HipOptCalculation, "opt", f"opt_{role}")
-            inputs = self._level_inputs(inputs, "refine")
+            inputs = self._level_inputs(inputs, "ends")
             inputs.structure = self.inputs[role]
             calcs[f"opt_{role}"] = self.submit(HipOptCalculation, **inputs)
         self.report(f"minimising reactant<{calcs['opt_reactant'].pk}> and product<{calcs['opt_product'].pk}>")
@@ -337,7 +411,7 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
             failure = worker_failure(calc)
             if failure is not None:
                 self.ctx.status, self.ctx.message = failure.value, f"{role} minimisation: {calc.exit_message}"
-                self.ctx.routes = []
+                self.ctx.plan = []
                 return
             parameters = calc.outputs.output_parameters
             self.ctx.endpoint_parameters[role] = parameters
@@ -350,38 +424,103 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
             else:
                 self.report(f"{role} minimisation changed the molecule or failed; keeping the input geometry")
 
-    def next_route(self):
+    def _ends_moved(self) -> bool:
+        """The minimised ends differ from the given ones (a path between the given ones is a new guess)."""
+
+        def positions(node):
+            return np.array([site.position for site in node.sites])
+
+        return any(
+            aligned_rmsd(positions(self.ctx[role]), positions(self.inputs[role])) > 0.05
+            for role in ("reactant", "product")
+        )
+
+    def next_attempt(self):
+        """The next attempt of the plan that repeats none already made (skipped ones recorded with why)."""
         if self.ctx.status == Outcome.SUCCESS and self.ctx.attempts:
             return False
-        if not self.ctx.routes:
+        if self.ctx.attempts and not plan.retry_after(Outcome(self.ctx.status)):
             return False
-        if self.ctx.attempts:
-            self.report(f"route {self.ctx.route} ended with {self.ctx.status}; trying route {self.ctx.routes[0]}")
-        self.ctx.route = self.ctx.routes.pop(0)
-        self.ctx.alive = True
-        self.ctx.attempts.append({"route": self.ctx.route, "status": None})
-        return True
+        limit = self.inputs.max_attempts.value if "max_attempts" in self.inputs else None
+        moved = self._ends_moved()
+        self._close_attempt()
+        while self.ctx.plan:
+            attempt = plan.Attempt.parse(self.ctx.plan.pop(0))
+            index = len(self.ctx.attempts) + 1
+            reason = plan.skip_reason(attempt, self.ctx.attempts, moved)
+            if reason is not None:
+                self.ctx.attempts.append(plan.attempt_record(attempt, index, reason))
+                continue
+            if limit is not None and self.ctx.n_run >= limit:
+                return False
+            if (reason := plan.over_budget(self.ctx.attempts, self.inputs.budget_factor.value)) is not None:
+                self.ctx.attempts.append(plan.attempt_record(attempt, index, reason))
+                return False
+            if self.ctx.n_run:
+                self.report(f"attempt {self.ctx.n_run} ended with {self.ctx.status}; trying {attempt.key}")
+            self.ctx.n_run += 1
+            self.ctx.route, self.ctx.attempt = attempt.route, attempt.key
+            self.ctx.alive = True
+            self.ctx.attempts.append(plan.attempt_record(attempt, index))
+            self.ctx.cost_at_start = self._gradient_equivalents()
+            return True
+        return False
+
+    def _gradient_equivalents(self) -> int:
+        cost = self._reference_cost()
+        return cost["gradients"] + 6 * len(self.inputs.reactant.sites) * cost["hessians"]
+
+    def _close_attempt(self) -> None:
+        """The reference cost of the attempt that just ended, on its record."""
+        ran = [a for a in self.ctx.attempts if not a.get("skipped")]
+        if ran and "reference_gradient_equivalents" not in ran[-1]:
+            ran[-1]["reference_gradient_equivalents"] = self._gradient_equivalents() - self.ctx.cost_at_start
 
     def _fail(self, outcome: Outcome, message: str) -> None:
-        """This route stops here; a stage that never ran (bad input, crash) stops every route."""
+        """This attempt stops here; a stage that never ran on bad input stops every attempt."""
         self.ctx.status, self.ctx.message, self.ctx.alive = outcome.value, message, False
-        self.ctx.attempts[-1]["status"] = outcome.value
-        if outcome in (Outcome.INVALID_INPUT, Outcome.ERROR):
-            self.ctx.routes = []
+        self.ctx.attempts[-1] |= {"status": outcome.value, "message": (message or "")[:300]}
+        if outcome is Outcome.INVALID_INPUT:
+            self.ctx.plan = []
 
     def _succeed(self, message: str) -> None:
         self.ctx.status, self.ctx.message = Outcome.SUCCESS.value, message
-        self.ctx.attempts[-1]["status"] = Outcome.SUCCESS.value
+        self.ctx.attempts[-1] |= {"status": Outcome.SUCCESS.value, "message": (message or "")[:300]}
+
+    def _exact_step_cap(self) -> int | None:
+        if self._current().hessian != "exact":
+            return None
+        ran = [dict(a) for a in self.ctx.attempts if not a.get("skipped")][:-1]  # the attempts before this one
+        return plan.exact_step_cap(ran, self.inputs.budget_factor.value, len(self.inputs.reactant.sites))
+
+    def _current(self) -> plan.Attempt:
+        return plan.Attempt.parse(self.ctx.attempt)
+
+    def _suffix(self) -> str:
+        """Stage link labels: the first attempt of a route keeps the route's names, later ones add the index."""
+        route_suffix = "" if self.ctx.route == Route.PYSISYPHUS else f"_{self.ctx.route}"
+        earlier = [a for a in self.ctx.attempts[:-1] if a["route"] == self.ctx.route and not a.get("skipped")]
+        return route_suffix + (f"_a{self.ctx.attempts[-1]['index']}" if earlier else "")
 
     def route_alive(self):
         return self.ctx.alive
 
     def run_path(self):
+        attempt = self._current()
+        key = f"{attempt.route}:{attempt.guess == 'given'}:{int(attempt.guess == 'second')}"
+        if key in self.ctx.paths:  # the same path as an earlier attempt: no new CalcJob
+            self.ctx.path_calc = orm.load_node(self.ctx.paths[key])
+            return None
         inputs = self._stage_inputs(HipPathCalculation, "path", "path")
         inputs = self._level_inputs(inputs, "hip" if self.ctx.hip_guess else "path")
-        inputs.reactant, inputs.product = self.ctx.reactant, self.ctx.product
+        if attempt.guess == "second":
+            settings = inputs.settings.get_dict()
+            inputs.settings = orm.Dict(settings | {"path": settings.get("path", {}) | {"guess_rank": 1}})
+        ends = self.inputs if attempt.guess == "given" else self.ctx
+        inputs.reactant, inputs.product = ends.reactant, ends.product
         node = self.submit(HipPathCalculation, **inputs)
-        self.report(f"path ({self.ctx.route}) <{node.pk}>")
+        self.ctx.paths[key] = node.uuid
+        self.report(f"path ({attempt.key}) <{node.pk}>")
         return ToContext(path_calc=node)
 
     def inspect_path(self):
@@ -390,6 +529,18 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
             self._fail(worker_failure(calc) or Outcome.PATH_FAILED, calc.exit_message or "no TS guess")
             return
         self.ctx.stage_nodes["path"] = calc
+
+    def _attempt_level(self, inputs: AttributeDict) -> AttributeDict:
+        """The TS optimisation's level with the attempt's Hessians: the level's, none, or the surface's exact."""
+        hessian = self._current().hessian
+        if hessian == "level" or inputs.get("parameters") is None:
+            return inputs
+        level = dict(inputs.parameters.get_dict())
+        mode = HessianMode.NONE.value if hessian == "none" else Level(**level).exact_hessian
+        inputs.parameters = orm.Dict(level | {"hessian": mode})
+        if not Level(**(level | {"hessian": mode})).uses_model:
+            inputs.pop("model", None)
+        return inputs
 
     def run_tsopt(self):
         inputs = AttributeDict(self.exposed_inputs(HipTSOptBaseWorkChain, namespace="tsopt"))
@@ -403,10 +554,19 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
         elif self.ctx.refine:  # straight on the reference surface, judged by one reference Hessian
             settings |= {"freq_hessian": "exact"}
             inputs.tsopt = self._level_inputs(inputs.tsopt, "refine")
+        if not self.ctx.hip_guess:
+            inputs.tsopt = self._attempt_level(inputs.tsopt)
+            cap = self._exact_step_cap()
+            if cap is not None:  # the budget bounds what an exact-Hessian attempt may spend: one run, capped
+                sella, tsopt = settings.get("sella", {}), settings.get("tsopt", {})
+                settings["sella"] = sella | {"max_steps": min(sella.get("max_steps", cap), cap)}
+                settings["tsopt"] = tsopt | {"max_cycles": min(tsopt.get("max_cycles", cap), cap)}
+                inputs.max_iterations = orm.Int(1)
+                self.ctx.attempts[-1]["max_steps"] = cap
         inputs.tsopt.settings = orm.Dict(settings)
         inputs.metadata = self._label("tsopt")
         node = self.submit(HipTSOptBaseWorkChain, **inputs)
-        self.report(f"TS optimisation ({self.ctx.route}) <{node.pk}>")
+        self.report(f"TS optimisation ({self.ctx.attempt}) <{node.pk}>")
         return ToContext(tsopt_wc=node)
 
     def inspect_tsopt(self):
@@ -426,6 +586,13 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
         """The TS optimisation's outcome from its work chain and last CalcJob."""
         if last is not None and "ts" in last.outputs:
             self.ctx.stage_nodes["tsopt"] = last
+        if last is not None and "output_parameters" in last.outputs:
+            params = last.outputs.output_parameters.get_dict()
+            level = Level(**params["level"]) if params.get("level") else None
+            tsopt = params.get("tsopt") or {}
+            if level is not None:
+                self.ctx.attempts[-1] |= plan.hessian_use(level, tsopt.get("hessian_feed"))
+            self.ctx.attempts[-1]["n_tsopt_steps"] = tsopt.get("n_cycles")
         if wc.is_finished_ok:
             if not self.inputs.run_irc.value:
                 self._succeed("TS found and characterised (IRC not requested)")
@@ -443,11 +610,12 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
     def run_irc(self):
         inputs = self._stage_inputs(HipIRCCalculation, "irc", "irc")
         inputs = self._level_inputs(inputs, "irc")
+        inputs.settings = orm.Dict(inputs.settings.get_dict() | {"verify": self.inputs.verify.value})
         tsopt = self.ctx.tsopt_wc.outputs
         inputs.ts, inputs.hessian = tsopt.ts, tsopt.hessian
         inputs.reactant, inputs.product = self.ctx.reactant, self.ctx.product
         node = self.submit(HipIRCCalculation, **inputs)
-        self.report(f"IRC ({self.ctx.route}) <{node.pk}>")
+        self.report(f"{self.inputs.verify.value.upper()} ({self.ctx.attempt}) <{node.pk}>")
         return ToContext(irc_calc=node)
 
     def inspect_irc(self):
@@ -514,8 +682,11 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
         return cost
 
     def results(self):
-        if self.ctx.status != Outcome.SUCCESS and self.ctx.attempts and self.ctx.attempts[-1]["status"] is None:
-            self.ctx.attempts[-1]["status"] = self.ctx.status
+        if self.ctx.attempt is not None:
+            self._close_attempt()
+        ran = [a for a in self.ctx.attempts if not a.get("skipped")]
+        if self.ctx.status != Outcome.SUCCESS and ran and ran[-1]["status"] is None:
+            ran[-1]["status"] = self.ctx.status
         kwargs = {
             "refine": orm.Str(self.ctx.refine or "none"),
             "status": orm.Str(self.ctx.status),

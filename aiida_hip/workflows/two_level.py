@@ -57,19 +57,20 @@ class TwoLevelMixin:
     def _parameters(self, role: str, given: orm.Dict | None) -> orm.Dict | None:
         """The level parameters of a stage in a two-level search (the given ones otherwise): the reference
         surface with the level's Hessians (``refine``: ends and TS), the reference surface without Hessians
-        (``irc``, from the judging one; ``path``, single points), or the HIP level (``hip``)."""
+        (``irc``, from the judging one; ``path``, single points; ``ends``, minimised as the Hessian-free search
+        minimises them), or the HIP level (``hip``)."""
         if not self.ctx.refine or given is None or role == "hip":
             return given
         level = dict(given.get_dict())
         level["calculator"] = self.ctx.refine
-        if role in ("irc", "path"):
+        if role in ("irc", "path", "ends"):
             level["hessian"] = HessianMode.NONE.value
         return orm.Dict(level)
 
     def _level_inputs(self, inputs: AttributeDict, role: str) -> AttributeDict:
         """``inputs`` with the stage's level; a stage whose level needs no model gets none."""
         inputs.parameters = self._parameters(role, inputs.get("parameters"))
-        if self.ctx.refine and role in ("irc", "path"):
+        if self.ctx.refine and role in ("irc", "path", "ends"):
             inputs.pop("model", None)
         return inputs
 

@@ -38,7 +38,7 @@ def test_ts_search_workchain_hcn_xtb(aiida_profile, hip_code, structure_of):
     assert summary["n_imaginary"] == 1
     assert summary["imaginary_frequency_cm1"] == pytest.approx(-1426, abs=30)
     assert summary["barrier_forward_ev"] == pytest.approx(3.18, abs=0.1)
-    assert summary["attempts"] == [{"route": "sella", "status": "success"}]  # auto: Sella first
+    assert [(a["attempt"], a["status"]) for a in summary["attempts"]] == [("sella:highest:level", "success")]
     labels = {link.link_label.removesuffix("_sella") for link in node.base.links.get_outgoing().all()}
     assert {"opt_reactant", "opt_product", "path", "tsopt", "irc", "dft", "summarize"} <= labels
     assert summary["dft"]["method"] == "hf/sto-3g" and isinstance(summary["dft"]["n_imaginary"], int)
@@ -66,7 +66,10 @@ def test_auto_route_falls_back_to_pysisyphus_in_provenance(aiida_profile, hip_co
     from aiida_hip.chem.geometry import aligned_rmsd
 
     folder = TEST_REACTIONS / "ch3nc_ch3cn"  # HCN -> HNC: the pysisyphus route's CI-NEB path there is erratic
-    overrides = XTB | {"tsopt": {"max_iterations": 1, "settings": {"sella": {"max_steps": 1}}}}
+    overrides = XTB | {
+        "tsopt": {"max_iterations": 1, "settings": {"sella": {"max_steps": 1}}},
+        "attempts": ["sella:highest:level", "pysisyphus:highest:level"],  # the route fallback alone
+    }
     builder = TransitionStateWorkChain.get_builder_from_protocol(
         hip_code, structure_of(folder / "reactant.xyz"), structure_of(folder / "product.xyz"), overrides=overrides
     )
@@ -74,9 +77,9 @@ def test_auto_route_falls_back_to_pysisyphus_in_provenance(aiida_profile, hip_co
     summary = results["output_parameters"].get_dict()
     assert node.is_finished_ok, (node.exit_message, summary)
     assert summary["route"] == "pysisyphus" and summary["status"] == "success"
-    assert summary["attempts"] == [
-        {"route": "sella", "status": "not_converged"},
-        {"route": "pysisyphus", "status": "success"},
+    assert [(a["route"], a["status"]) for a in summary["attempts"]] == [
+        ("sella", "not_converged"),
+        ("pysisyphus", "success"),
     ]
     called = node.base.links.get_outgoing(link_type=(LinkType.CALL_CALC, LinkType.CALL_WORK)).all()
     labels = {link.link_label: link.node for link in called}
@@ -125,7 +128,11 @@ def test_outcome_is_the_same_at_every_level(aiida_profile, hip_code, structure_o
     from aiida_hip.queries import reaction_rows
 
     folder = TEST_REACTIONS / "hcn_hnc"
-    overrides = XTB | {"route": "sella", "tsopt": {"max_iterations": 1, "settings": {"sella": {"max_steps": 1}}}}
+    overrides = XTB | {
+        "route": "sella",
+        "max_attempts": 1,
+        "tsopt": {"max_iterations": 1, "settings": {"sella": {"max_steps": 1}}},
+    }
     builder = TransitionStateWorkChain.get_builder_from_protocol(
         hip_code, structure_of(folder / "reactant.xyz"), structure_of(folder / "product.xyz"), overrides=overrides
     )
@@ -137,9 +144,32 @@ def test_outcome_is_the_same_at_every_level(aiida_profile, hip_code, structure_o
     assert tsopt.exit_status == code.status == 401
     assert node.exit_status == code.status and node.exit_message.startswith("The optimisation did not converge")
     assert results["output_parameters"]["status"] == "not_converged"
-    assert results["output_parameters"]["attempts"] == [{"route": "sella", "status": "not_converged"}]
+    assert [(a["route"], a["status"]) for a in results["output_parameters"]["attempts"]] == [("sella", "not_converged")]
     row = next(r for r in reaction_rows() if r["pk"] == node.pk)
     assert row["status"] == "not_converged"
+
+
+def test_a_failed_attempt_is_followed_by_the_next_guess(aiida_profile, hip_code, structure_of):
+    """The plan's first attempt asks for the second maximum of a path that has one: the attempt ends with
+    path_failed and its reason, the next attempt (the highest image, Hessian-free) verifies the TS by QRC, and
+    every attempt with its outcome is in the summary and in the CalcJobs' link labels."""
+    folder = REACTIONS / "hcn_hnc"
+    overrides = XTB | {"route": "sella", "verify": "qrc", "attempts": ["sella:second:none", "sella:highest:none"]}
+    builder = TransitionStateWorkChain.get_builder_from_protocol(
+        hip_code, structure_of(folder / "reactant.xyz"), structure_of(folder / "product.xyz"), "fast", overrides
+    )
+    results, node = run_get_node(builder)
+    summary = results["output_parameters"].get_dict()
+    assert node.is_finished_ok, (node.exit_message, summary)
+    first, second = summary["attempts"]
+    assert first["attempt"] == "sella:second:none" and first["status"] == "path_failed"
+    assert "no guess of rank 1" in first["message"]
+    assert second["attempt"] == "sella:highest:none" and second["status"] == "success"
+    assert second["hessian_free"] and summary["irc_intended"]
+    labels = {link.link_label for link in node.base.links.get_outgoing().all()}
+    assert {"path_sella", "path_sella_a2", "tsopt_sella_a2", "irc_sella_a2"} <= labels
+    irc = next(n for n in node.called_descendants if n.process_label == "HipIRCCalculation")
+    assert irc.outputs.output_parameters["irc"]["method"] == "qrc"
 
 
 def _geometry_builder(code, structure, settings, hessian="reference"):

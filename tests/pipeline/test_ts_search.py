@@ -160,10 +160,13 @@ def test_auto_falls_back_to_pysisyphus_when_sella_fails(tmp_path, monkeypatch):
     r, p = read_reaction(folder / "reactant.xyz", folder / "product.xyz")
     result = ts_search(r, p, tmp_path, Level(calculator="xtb", hessian="reference"), TSSearchSettings(route="auto"))
     assert result.status == "success" and result.route == "pysisyphus"
-    assert result.stages["attempts"] == [
-        {"route": "sella", "status": "path_failed"},
-        {"route": "pysisyphus", "status": "success"},
-    ]
+    tried = [(a["attempt"], a["status"] or "skipped") for a in result.attempts]
+    assert tried[0] == ("sella:highest:level", "path_failed")
+    assert tried[-1] == ("pysisyphus:highest:level", "success")
+    # the exact level's Hessian-free attempt on the same failed path is skipped, with the reason
+    skipped = {a["attempt"]: a["reason"] for a in result.attempts if a.get("skipped")}
+    assert "no TS guess in attempt 1" in skipped["sella:highest:none"]
+    assert result.stages["attempts"] == result.attempts
     assert aligned_rmsd(result.ts.positions, read(folder / "ts_reference.xyz").positions) < 0.05
 
 
@@ -180,9 +183,10 @@ def test_a_calculator_failure_ends_the_route_not_the_search(tmp_path, monkeypatc
     folder = REACTIONS / "ch3nc_ch3cn"
     r, p = read_reaction(folder / "reactant.xyz", folder / "product.xyz")
     result = ts_search(r, p, tmp_path, Level(calculator="xtb", hessian="reference"), TSSearchSettings(route="auto"))
-    first, second = result.stages["attempts"]
+    ran = [a for a in result.attempts if not a.get("skipped")]
+    first, last = ran[0], ran[-1]
     assert first["route"] == "sella" and first["status"] == "error"
-    assert first["message"].startswith("tsopt: GFN2-xTB failed") and second["route"] == "pysisyphus"
+    assert first["message"].startswith("tsopt: GFN2-xTB failed") and last["route"] == "pysisyphus"
     assert json.loads((tmp_path / "result.json").read_text())["status"] == result.status
 
 
