@@ -91,6 +91,16 @@ class Attempt:
     def key(self) -> str:
         return f"{self.route}:{self.guess}:{self.hessian}"
 
+    @property
+    def guess_rank(self) -> int:
+        """Which local maximum of the path is the guess (0: the highest)."""
+        return 1 if self.guess == "second" else 0
+
+    @property
+    def path_key(self) -> str:
+        """Attempts with the same key share one path: same route, same ends, same rank."""
+        return f"{self.route}:{'given' if self.guess == 'given' else 'minimised'}:{self.guess_rank}"
+
     @classmethod
     def parse(cls, text: str) -> Attempt:
         parts = str(text).split(":")

@@ -388,10 +388,9 @@ class _Search:
     def _path(self, route: TSRoute, attempt: Attempt, suffix: str, guesser: Evaluator):
         """The attempt's path, computed once per (route, ends, rank) and reused by later attempts."""
         ends = self.given if attempt.guess == "given" else {k: v[0] for k, v in self.ends_.items()}
-        rank = 1 if attempt.guess == "second" else 0
-        key = (route.name, attempt.guess == "given", rank)
-        highest = self.paths.get((route.name, attempt.guess == "given", 0))
-        if key not in self.paths and rank and highest is not None and highest.method == "geodesic" and highest.path:
+        rank, key = attempt.guess_rank, attempt.path_key
+        highest = self.paths.get(replace(attempt, guess="highest").path_key) if rank else None
+        if key not in self.paths and highest is not None and highest.method == "geodesic" and highest.path:
             self.paths[key] = guess_of_rank(highest, rank)  # the same images: no new single points
         if key not in self.paths:
             settings = replace(self.settings.path, guess_rank=rank)

@@ -368,7 +368,7 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
         given = self.inputs.attempts.get_list() if "attempts" in self.inputs else None
         self.ctx.plan = [a.key for a in plan.attempt_plan(self.inputs.route.value, given)]
         self.ctx.n_run = 0
-        self.ctx.paths = {}  # (route, given ends, rank) -> the path CalcJob's uuid, reused by later attempts
+        self.ctx.paths = {}  # Attempt.path_key -> the path CalcJob's uuid, reused by later attempts
         self.ctx.route = None
         self.ctx.attempt = None
         self.ctx.cost_at_start = 0
@@ -490,7 +490,7 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
     def _exact_step_cap(self) -> int | None:
         if self._current().hessian != "exact":
             return None
-        ran = [dict(a) for a in self.ctx.attempts if not a.get("skipped")][:-1]  # the attempts before this one
+        ran = [a for a in self.ctx.attempts if not a.get("skipped")][:-1]  # the attempts before this one
         return plan.exact_step_cap(ran, self.inputs.budget_factor.value, len(self.inputs.reactant.sites))
 
     def _current(self) -> plan.Attempt:
@@ -507,7 +507,7 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
 
     def run_path(self):
         attempt = self._current()
-        key = f"{attempt.route}:{attempt.guess == 'given'}:{int(attempt.guess == 'second')}"
+        key = attempt.path_key
         if key in self.ctx.paths:  # the same path as an earlier attempt: no new CalcJob
             self.ctx.path_calc = orm.load_node(self.ctx.paths[key])
             return None
@@ -515,7 +515,9 @@ class TransitionStateWorkChain(TwoLevelMixin, SubmitOnceMixin, WorkChain):
         inputs = self._level_inputs(inputs, "hip" if self.ctx.hip_guess else "path")
         if attempt.guess == "second":
             settings = inputs.settings.get_dict()
-            inputs.settings = orm.Dict(settings | {"path": settings.get("path", {}) | {"guess_rank": 1}})
+            inputs.settings = orm.Dict(
+                settings | {"path": settings.get("path", {}) | {"guess_rank": attempt.guess_rank}}
+            )
         ends = self.inputs if attempt.guess == "given" else self.ctx
         inputs.reactant, inputs.product = ends.reactant, ends.product
         node = self.submit(HipPathCalculation, **inputs)
