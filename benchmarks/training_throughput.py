@@ -10,6 +10,12 @@ and without the sign term; the stages with backbone gradients on batches ``--bat
 (the same geometries in fewer steps: Python and dispatch overhead per step amortised). A cProfile of each
 stage gives where the time goes (top entries by own time).
 Writes ``benchmarks/results/training_throughput.{json,md}``.
+
+``--recipes`` instead compares the recipes of the scaling study (issue 28) step for step: today's
+campaign step (``end_to_end`` with the sign term: force double backward), ``hessian_first`` (one
+backward pass) with the shipped head and with the sum-rule head, and ``hessian_first`` under
+``torch.compile`` (possible now that no second derivative is taken); compile time is reported apart.
+Writes ``benchmarks/results/training_throughput_recipes.{json,md}``.
 """
 
 from __future__ import annotations
@@ -38,9 +44,15 @@ OUTPUT = ROOT / "benchmarks" / "results" / "training_throughput"
 
 
 def steps(
-    model, samples, batches, stage: str, features: BackboneFeatures | None = None, sign_weight: float = 0.0
+    model,
+    samples,
+    batches,
+    stage: str,
+    features: BackboneFeatures | None = None,
+    sign_weight: float = 0.0,
+    forward=None,
 ) -> float:
-    """Run the optimiser steps of ``batches``; returns CPU seconds."""
+    """Run the optimiser steps of ``batches``; returns CPU seconds. ``forward(data)``: instead of ``stage_forward``."""
     params = trainable_parameters(model, stage)
     optimizer = torch.optim.AdamW(params, lr=1e-5)
     weights = TrainSettings(stage=stage, sign_weight=sign_weight).weights()
@@ -49,7 +61,10 @@ def steps(
     for idx in batches:
         chunk = [samples[i] for i in idx]
         data, target = collate(chunk, model.dtype, "cpu")
-        pred = stage_forward(model, data, stage, True, None if features is None else features.gather(idx))
+        if forward is not None:
+            pred = forward(data)
+        else:
+            pred = stage_forward(model, data, stage, True, None if features is None else features.gather(idx))
         loss, _ = weighted_loss(pred, target, [s.n_atoms for s in chunk], weights, data)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -68,6 +83,51 @@ def profile_top(fn, n: int = 8) -> list[dict]:
     return [{"function": f"{Path(k[0]).name}:{k[2]}", "own_s": v[2], "share": v[2] / total} for k, v in rows]
 
 
+def recipe_rows(samples, batches) -> tuple[list[dict], dict]:
+    """Geometries per CPU-second of each recipe's training step, on the same batches, one run."""
+    from aiida_hip.hip.checkpoints import convert_checkpoint
+
+    n = sum(len(b) for b in batches)
+    model = load_model(None, device="cpu", dtype=torch.float32)
+    summed = load_model(convert_checkpoint(None, ROOT / "runs" / "sum_rule_init.pt", hessian_sum_rule=True))
+    rows = []
+    for name, m, stage in (
+        ("today: end_to_end + sign (force double backward)", model, "end_to_end"),
+        ("hessian_first + sign, shipped head", model, "hessian_first"),
+        ("hessian_first + sign, sum-rule head", summed, "hessian_first"),
+    ):
+        steps(m, samples, batches[:2], stage, sign_weight=1.0)  # warm-up
+        rows.append({"recipe": name, "geoms_per_cpu_s": n / steps(m, samples, batches, stage, sign_weight=1.0)})
+    compiled = {"error": None}
+    try:
+        fn = torch.compile(summed, dynamic=True)
+
+        def forward(data):
+            return fn(data, compute_forces=False, compute_hessian=True, create_graph=True)
+
+        t0 = time.process_time()
+        steps(summed, samples, batches[:3], "hessian_first", sign_weight=1.0, forward=forward)
+        compiled["warmup_cpu_s"] = time.process_time() - t0
+        rate = n / steps(summed, samples, batches, "hessian_first", sign_weight=1.0, forward=forward)
+        rows.append(
+            {"recipe": "hessian_first + sign, sum-rule head, torch.compile(dynamic=True)", "geoms_per_cpu_s": rate}
+        )
+    except Exception as exc:  # the failure is the measurement
+        compiled["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+    return rows, compiled
+
+
+def recipes_markdown(rows: list[dict], compiled: dict) -> str:
+    base = rows[0]["geoms_per_cpu_s"]
+    lines = ["| training step | geometries per CPU-second | vs today's step |", "|---|---|---|"]
+    lines += [f"| {r['recipe']} | {r['geoms_per_cpu_s']:.1f} | {r['geoms_per_cpu_s'] / base:.2f}x |" for r in rows]
+    if compiled.get("error"):
+        lines += ["", f"torch.compile failed: `{compiled['error']}`"]
+    elif "warmup_cpu_s" in compiled:
+        lines += ["", f"torch.compile: {compiled['warmup_cpu_s']:.0f} CPU-s for the first three (compiling) steps."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30)
@@ -76,12 +136,25 @@ def main(argv: list[str] | None = None) -> None:
         "--batch-factors", type=int, nargs="*", default=[2, 4], help="Also time batches this many times larger."
     )
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--recipes", action="store_true", help="Compare the scaling study's recipes only.")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     samples = load_shards(ROOT / "data" / "campaign" / "shards", split="val")
-    model = load_model(None, device="cpu", dtype=torch.float32)
     rng = np.random.default_rng(0)
     batches = [rng.choice(len(samples), args.batch_size, replace=False) for _ in range(args.steps)]
+    if args.recipes:
+        rows, compiled = recipe_rows(samples, batches)
+        out = args.output.with_name(args.output.name + "_recipes")
+        out.with_suffix(".json").write_text(
+            json.dumps(
+                {"rows": rows, "compile": compiled, "steps": args.steps, "batch_size": args.batch_size, "threads": 1},
+                indent=1,
+            )
+        )
+        out.with_suffix(".md").write_text(recipes_markdown(rows, compiled))
+        print(recipes_markdown(rows, compiled))
+        return
+    model = load_model(None, device="cpu", dtype=torch.float32)
     steps(model, samples, batches[:2], "energy_forces")  # warm-up
     n = args.steps * args.batch_size
     rows = []

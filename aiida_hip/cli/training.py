@@ -34,7 +34,11 @@ def _split(data_path: Path, split: str):
 )
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option(
-    "--stage", type=click.Choice(["energy_forces", "hessian", "end_to_end", "all"]), default="all", show_default=True
+    "--stage",
+    type=click.Choice(["energy_forces", "hessian", "end_to_end", "hessian_first", "all"]),
+    default="all",
+    show_default=True,
+    help="all: energy_forces then hessian; hessian_first: everything on the Hessian loss, one backward pass.",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
@@ -43,7 +47,13 @@ def _split(data_path: Path, split: str):
 @click.option("--max-minutes", type=float, default=None, help="Stop a stage after this much wall time.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--channels", type=int, default=None, help="Model width (default: HIPConfig's).")
-def train(data_path, workdir, stage, epochs, batch_size, lr, patience, max_minutes, device, channels) -> None:
+@click.option(
+    "--sum-rule/--no-sum-rule",
+    default=False,
+    show_default=True,
+    help="A new model's head builds exactly translation-invariant Hessians (diagonal blocks by the sum rule).",
+)
+def train(data_path, workdir, stage, epochs, batch_size, lr, patience, max_minutes, device, channels, sum_rule) -> None:
     """Train HIP: energy + forces, then the Hessian head on the frozen backbone (resumable)."""
     try:
         train_set, val_set = _split(data_path, "train"), _split(data_path, "val")
@@ -57,7 +67,11 @@ def train(data_path, workdir, stage, epochs, batch_size, lr, patience, max_minut
         config = HIPConfig.from_dict(saved)
     else:
         config = HIPConfig() if channels is None else HIPConfig(channels=channels)
-        config = replace(config, avg_num_neighbors=round(average_neighbours(train_set, config.cutoff), 2))
+        config = replace(
+            config,
+            hessian_sum_rule=sum_rule,
+            avg_num_neighbors=round(average_neighbours(train_set, config.cutoff), 2),
+        )
     model = HIPModel(config)
     for name in stages:
         previous = {"hessian": "energy_forces", "end_to_end": "hessian"}.get(name)

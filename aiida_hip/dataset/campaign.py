@@ -40,11 +40,17 @@ from pathlib import Path
 import h5py
 import torch
 
-from ..hip.campaign import EF_PART, CampaignConfig, CampaignState, StateMismatchError, run, state_summary
+from ..hip.campaign import (
+    EF_PART,
+    CampaignConfig,
+    CampaignState,
+    StateMismatchError,
+    run,
+    state_summary,
+    weighted_pool,
+)
 from ..hip.checkpoints import DEFAULT_CHECKPOINT, PREVIOUS_NAME, load_model, save_checkpoint, sha256
-from .ef_samples import load_ef_samples, verify_ef
 from .evaluate import evaluation_subset, model_metrics
-from .generate import GenerationSettings, generate
 from .shards import data_hash, done_ids, load_shards, read_manifest, summary, verify, write_shard
 
 ROOT = Path("data/campaign/shards")
@@ -59,6 +65,8 @@ def _log(message: str) -> None:
 
 def label_until(deadline: float, root: Path = ROOT, work: Path = WORK, chunk: int = 4, limit: int | None = None) -> int:
     """Label reactions in chunks of ``chunk`` until ``deadline`` (time.time()); returns reactions packed."""
+    from .generate import GenerationSettings, generate  # xTB, RDKit: not needed where only training runs
+
     work.mkdir(parents=True, exist_ok=True)
     raw = work / "generate.h5"
     packed = 0
@@ -311,16 +319,19 @@ def data_phase(deadline: float, args, started: float) -> None:
             return
 
 
-def training_data(root: Path, ef_root: Path) -> tuple[list, list, list, str, list[str]]:
+def training_data(root: Path, ef_root: Path | None) -> tuple[list, list, list, str, list[str]]:
     """Hessian train/val geometries, energy+force train geometries, the data hash and its parts.
 
-    Without E+F files the hash is the shards' alone (so states trained before them still resume); with
-    them it covers both, and their file hashes join the parts with ``EF_PART`` (they grow on their own).
+    Without E+F files (or ``ef_root=None``) the hash is the shards' alone (so states trained before them
+    still resume); with them it covers both, and their file hashes join the parts with ``EF_PART`` (they
+    grow on their own).
     """
     manifest = verify(root)
     digest, parts = data_hash(manifest), [s["sha256"] for s in manifest["shards"]]
     train, val, ef_train = load_shards(root, "train"), load_shards(root, "val"), []
-    if (Path(ef_root) / "manifest.json").is_file():
+    if ef_root is not None and (Path(ef_root) / "manifest.json").is_file():
+        from .ef_samples import load_ef_samples, verify_ef  # ASE, xTB: only for the E+F files
+
         ef_parts = [EF_PART + f["sha256"] for f in verify_ef(ef_root)["files"]]
         ef_train = load_ef_samples(ef_root, "train")
         digest = hashlib.sha256((digest + "".join(ef_parts)).encode()).hexdigest()
@@ -330,16 +341,17 @@ def training_data(root: Path, ef_root: Path) -> tuple[list, list, list, str, lis
 
 def train_phase(deadline: float, args) -> int:
     """Resume the state, train until the deadline (less the evaluation reserve), evaluate, promote."""
-    train, val, ef_train, digest, parts = training_data(args.root, args.ef)
-    if not train:
-        _log("train: the shards hold no training geometries yet")
-        return 0
     if args.config is not None:
         config = CampaignConfig.from_dict(json.loads(Path(args.config).read_text()))
     elif args.state.is_file():
         config = CampaignState.load(args.state).campaign_config()  # resume with the state's own config
     else:
         config = CampaignConfig()
+    train, val, ef_train, digest, parts = training_data(args.root, args.ef if config.ef_data else None)
+    if not train:
+        _log("train: the shards hold no training geometries yet")
+        return 0
+    train = weighted_pool(train, config)
     _log(
         f"train: {len(train)} train / {len(val)} val geometries (+ {len(ef_train)} energy+force), "
         f"data {digest[:12]}, config {config.hash()[:12]}"
@@ -361,6 +373,7 @@ def train_phase(deadline: float, args) -> int:
             should_stop=lambda: _STOP["requested"],
             ef_train=ef_train,
             amend=args.amend,
+            device=args.device,
         )
     except StateMismatchError as exc:
         _log(f"train: {exc}")
@@ -413,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shipped", type=Path, default=None, help="Shipped checkpoint (default: the package's).")
     parser.add_argument("--card", type=Path, default=None, help="Model card (default: next to the checkpoint).")
     parser.add_argument("--no-promote", action="store_true", help="Train only: no evaluation, no promotion.")
+    parser.add_argument("--device", default="cpu", help="Torch device to train on (cuda on a GPU machine).")
     parser.add_argument(
         "--amend",
         action="store_true",

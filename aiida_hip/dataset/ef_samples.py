@@ -579,6 +579,12 @@ def verify_ef(root: Path) -> dict:
     if not (root / MANIFEST).is_file():
         raise DatasetError(f"no E+F data at {root}: {MANIFEST} is missing")
     manifest = read_ef_manifest(root)
+    missing = [f["file"] for f in manifest["files"] if not (root / f["file"]).is_file()]
+    if missing:
+        raise DatasetError(
+            f"{len(missing)} E+F file(s) listed in {root / MANIFEST} are not here ({missing[0]}, ...): they live in "
+            "the repository's history; restore them with `python -m aiida_hip.dataset.archive restore`"
+        )
     check_listed(root, manifest["files"], "E+F file", MANIFEST)
     return manifest
 

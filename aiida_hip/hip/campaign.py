@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoints import DEFAULT_CHECKPOINT, load_model, sha256, upgrade_state_dict
+from .checkpoints import DEFAULT_CHECKPOINT, convert_model, load_model, sha256, upgrade_state_dict
 from .config import HIPConfig
 from .data import Sample, collate
 from .features import BackboneFeatures
@@ -77,7 +77,14 @@ class Stage:
 
 #: Config fields added after states were committed, with the value that leaves training as it was: at
 #: that value they are left out of :meth:`CampaignConfig.hash`.
-_ADDED_LATER = {"low_subspace_weight": 0.0, "sign_weight": 0.0, "ef_every": 0}
+_ADDED_LATER = {
+    "low_subspace_weight": 0.0,
+    "sign_weight": 0.0,
+    "ef_every": 0,
+    "ef_data": True,
+    "realistic_barrier": 4.0,
+    "realistic_repeat": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,15 @@ class CampaignConfig:
     #: labelled geometries (the ``energy_forces`` pool), so the backbone keeps seeing the E+F data while
     #: the head learns; 0: never
     ef_every: int = 0
+    #: train on the energy+force files beside the shards (``data/campaign/ef``: thermal samples, mostly hot);
+    #: ``False`` leaves them out of the data and its hash, and the E+F steps of ``hessian_first`` (``ef_every``)
+    #: then draw from the Hessian-labelled training geometries
+    ef_data: bool = True
+    #: the Hessian geometries of reactions whose NEB barrier is at most ``realistic_barrier`` (eV) enter the
+    #: training pool ``realistic_repeat`` times: the barriers users screen (0.5-3.5 eV at this level) weigh
+    #: more than the high-barrier tail of the enumeration (see :func:`weighted_pool`)
+    realistic_barrier: float = 4.0
+    realistic_repeat: int = 1
     seed: int = 0
     dtype: str = "float32"
     #: Weights to start from when no state exists: ``"shipped"`` (the packaged checkpoint, so the
@@ -141,7 +157,9 @@ class CampaignConfig:
         if self.batch_size < 1 or self.warmup_steps < 1 or self.half_life_steps < 1:
             raise CampaignError("batch_size, warmup_steps and half_life_steps must be >= 1")
         if self.ef_every < 0 or self.ef_every == 1:
-            raise CampaignError("ef_every must be 0 (off) or >= 2 (every ef_every-th end_to_end step)")
+            raise CampaignError("ef_every must be 0 (off) or >= 2 (every ef_every-th end_to_end/hessian_first step)")
+        if self.realistic_repeat < 1:
+            raise CampaignError("realistic_repeat must be >= 1 (1: every geometry once)")
         if self.dtype not in DTYPES:
             raise CampaignError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
 
@@ -166,6 +184,7 @@ class CampaignConfig:
     def hash(self) -> str:
         """SHA-256 of the canonical JSON of the config: stable across processes and sessions."""
         data = {k: v for k, v in self.to_dict().items() if not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
+        data["model"] = self.model.hash_dict()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def stage_at(self, step: int) -> tuple[int, int, int | None]:
@@ -202,6 +221,19 @@ class CampaignConfig:
             low_subspace_weight=self.low_subspace_weight,
             sign_weight=self.sign_weight,
         )
+
+
+def weighted_pool(train: Sequence[Sample], config: CampaignConfig) -> list[Sample]:
+    """The training pool: each geometry once, those of realistic-barrier reactions ``realistic_repeat`` times.
+
+    A pure function of the samples and the config (order kept, repeats appended), so the deterministic
+    sample stream stays a function of ``(seed, data version, step)``. Geometries without a recorded
+    barrier count once.
+    """
+    extra = [s for s in train if s.barrier is not None and s.barrier <= config.realistic_barrier] * (
+        config.realistic_repeat - 1
+    )
+    return [*train, *extra]
 
 
 def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -302,6 +334,11 @@ def _init_model(config: CampaignConfig, train: Sequence[Sample], init_checkpoint
         return model, meta
     path = Path(init_checkpoint or (DEFAULT_CHECKPOINT if config.init == "shipped" else config.init))
     model = load_model(path, dtype=dtype)  # the package's loader: it also reads older key layouts
+    if model.config != config.model and replace(model.config, hessian_sum_rule=config.model.hessian_sum_rule) == (
+        config.model
+    ):  # the same network with the sum-rule head: every shared weight carries over
+        model = convert_model(model, hessian_sum_rule=config.model.hessian_sum_rule)
+        meta["converted"] = {"hessian_sum_rule": config.model.hessian_sum_rule}
     if model.config != config.model:
         differences = "; ".join(_diff(model.config.to_dict(), config.model.to_dict()))
         raise CampaignError(
@@ -597,9 +634,15 @@ class _Session:
             )
 
     def batch_kind(self, stage_name: str) -> str:
-        """The stage whose data and loss this step uses: ``energy_forces`` on ``end_to_end``'s E+F steps."""
+        """The stage whose data and loss this step uses: ``energy_forces`` on the E+F steps (``ef_every``).
+
+        ``end_to_end`` has them only with an energy+force pool; ``hessian_first`` always (from the
+        energy+force pool if there is one, else from the Hessian training geometries, which carry forces).
+        """
         k = self.config.ef_every
-        if stage_name == "end_to_end" and k and "energy_forces" in self.pools and (self.state.step + 1) % k == 0:
+        if not k or (self.state.step + 1) % k:
+            return stage_name
+        if stage_name == "hessian_first" or (stage_name == "end_to_end" and "energy_forces" in self.pools):
             return "energy_forces"
         return stage_name
 

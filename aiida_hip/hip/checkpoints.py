@@ -94,3 +94,27 @@ def load_model(
     model.checkpoint_path = str(path)
     model.checkpoint_metadata = payload.get("metadata", {})
     return model.to(device).eval()
+
+
+def convert_model(model: HIPModel, **changes) -> HIPModel:
+    """A model with config fields ``changes`` that keeps every parameter of ``model`` it shares.
+
+    The parameters it no longer has may only be the diagonal readout (``hessian_sum_rule=True`` builds the
+    diagonal blocks from the pair blocks), so a sum-rule model can fine-tune a trained one instead of
+    starting from random weights.
+    """
+    config = HIPConfig.from_dict({**model.config.to_dict(), **changes})
+    new = build_model(config, dtype=model.dtype)
+    missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
+    dropped = [k for k in unexpected if not k.startswith("hessian_head.diagonal.")]
+    if missing or dropped:
+        raise CheckpointError(f"cannot change {changes}: parameters missing {missing}, left over {dropped}")
+    return new.to(model.device).train(model.training)
+
+
+def convert_checkpoint(path: str | Path | None, out: str | Path, **changes) -> Path:
+    """Write ``out``: the checkpoint at ``path`` (None: the shipped one) as :func:`convert_model` changes it."""
+    source = Path(path or DEFAULT_CHECKPOINT)
+    model = convert_model(load_model(source), **changes)
+    metadata = {"converted_from": str(source), "converted_from_sha256": sha256(source), "changes": changes}
+    return save_checkpoint(model, out, metadata)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+#: Fields added after checkpoints and campaign states were saved, with the value that leaves the model as before.
+ADDED_LATER = {"hessian_sum_rule": False}
+
 
 @dataclass(frozen=True)
 class HIPConfig:
@@ -37,6 +40,11 @@ class HIPConfig:
     #: Range (Angstrom) of the Gaussian distance basis for Hessian pairs.
     hessian_basis_range: float = 10.0
     hessian_num_basis: int = 16
+    #: Build the Hessian exactly symmetric and translation-invariant: each diagonal block is minus the sum
+    #: of its row's off-diagonal blocks (acoustic sum rule), after the antisymmetric parts of the
+    #: off-diagonal blocks are made divergence-free so that this sum is symmetric. No diagonal readout.
+    #: Needs every pair (``hessian_cutoff=None``). ``False``: the diagonal block is read out (shipped model).
+    hessian_sum_rule: bool = False
     #: Two atoms closer than this (Angstrom) are rejected as unphysical input.
     min_distance: float = 0.1
 
@@ -47,10 +55,19 @@ class HIPConfig:
             raise ValueError(f"elements must be a non-empty list of distinct atomic numbers: {self.elements}")
         if self.cutoff <= 0 or (self.hessian_cutoff is not None and self.hessian_cutoff <= 0):
             raise ValueError("cutoffs must be positive")
+        if self.hessian_sum_rule and self.hessian_cutoff is not None:
+            raise ValueError("hessian_sum_rule needs every pair of atoms (hessian_cutoff=None)")
         object.__setattr__(self, "elements", tuple(int(z) for z in self.elements))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def hash_dict(self) -> dict:
+        """``to_dict`` without fields added later at the value that builds the model as before them.
+
+        Campaign config hashes use it, so a state saved before a field existed still resumes.
+        """
+        return {k: v for k, v in self.to_dict().items() if not (k in ADDED_LATER and v == ADDED_LATER[k])}
 
     @classmethod
     def from_dict(cls, data: dict) -> HIPConfig:

@@ -32,6 +32,8 @@ class Sample:
     hessian: np.ndarray | None
     reaction: str
     kind: str
+    #: NEB barrier (eV above the reactant) of the sample's reaction, where the file records it
+    barrier: float | None = None
 
     @property
     def n_atoms(self) -> int:
@@ -55,6 +57,7 @@ def load_samples(path: str | Path, split: str | None = None, kinds: Sequence[str
                 pos, energy, forces = g["positions"][()], g["energy"][()], g["forces"][()]
                 hess = g["hessian"][()] if "hessian" in g else _unpack_hessians(g["hessian_triu"][()], 3 * len(numbers))
                 kind = [k.decode() for k in g["kind"][()]]
+                barrier = float(g.attrs["barrier_ev"]) if "barrier_ev" in g.attrs else None
                 for m in range(len(energy)):
                     if kinds is not None and kind[m] not in kinds:
                         continue
@@ -67,6 +70,7 @@ def load_samples(path: str | Path, split: str | None = None, kinds: Sequence[str
                             hess[m].astype(np.float64),
                             rid,
                             kind[m],
+                            barrier,
                         )
                     )
     except DatasetError:

@@ -147,7 +147,8 @@ class HIPModel(nn.Module):
             pairs = radius_graph(pos, data.batch, data.num_graphs, self.config.hessian_cutoff)
         reverse = reverse_edges(pairs, pos.shape[0])
         sh, basis = self.backbone.edges(pos, edge_index)
-        off, diag = self.hessian_head(h, species, pos, edge_index, sh, basis, pairs, reverse)
+        atoms_per_molecule = data.sizes[data.batch]  # (N,)
+        off, diag = self.hessian_head(h, species, pos, edge_index, sh, basis, pairs, reverse, atoms_per_molecule)
         off, diag = self.hessian_scale * off, self.hessian_scale * diag
         pair_flat, diag_flat, ptr = hessian_layout(data.batch, data.num_graphs, pairs)
         flat = torch.zeros(int(ptr[-1]), dtype=off.dtype, device=off.device)

@@ -1,7 +1,9 @@
 """Training as in the seed (A.4): backbone on energy + forces, then the Hessian head on a frozen backbone.
 
 Stages: ``energy_forces`` (backbone + energy readout), ``hessian`` (HIP head only; loss Hessian MAE
-+ eigen-subspace loss, k = 8, equal weights), ``end_to_end`` (everything, every loss). Each stage
++ eigen-subspace loss, k = 8, equal weights), ``end_to_end`` (everything, every loss), ``hessian_first``
+(everything, on the Hessian terms plus the per-atom energy as an auxiliary: one backward pass, no force
+double backward, since the two-level search takes only Hessians from HIP). Each stage
 checkpoints every epoch (``<stage>_last.pt``, resumable) and keeps its best model by validation
 loss (``<stage>_best.pt``), stops early, shows a progress bar and appends to ``log.csv``.
 """
@@ -25,7 +27,7 @@ from .graph import radius_graph
 from .losses import LossWeights, weighted_loss
 from .model import HIPModel
 
-STAGES = ("energy_forces", "hessian", "end_to_end")
+STAGES = ("energy_forces", "hessian", "end_to_end", "hessian_first")
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,9 @@ class TrainSettings:
 
     def weights(self) -> LossWeights:
         ef = self.stage in ("energy_forces", "end_to_end")
-        hs = self.stage in ("hessian", "end_to_end")
+        hs = self.stage in ("hessian", "end_to_end", "hessian_first")
         return LossWeights(
-            energy=self.energy_weight if ef else 0.0,
+            energy=self.energy_weight if ef or self.stage == "hessian_first" else 0.0,
             forces=self.forces_weight if ef else 0.0,
             hessian=self.hessian_weight if hs else 0.0,
             subspace=self.subspace_weight if hs else 0.0,
@@ -95,13 +97,14 @@ def average_neighbours(samples: list[Sample], cutoff: float) -> float:
 
 
 def trainable_parameters(model: HIPModel, stage: str) -> list[torch.nn.Parameter]:
-    """Backbone for ``energy_forces``, the Hessian head for ``hessian``, all for ``end_to_end``."""
+    """Backbone for ``energy_forces``, the Hessian head for ``hessian``, all for the other stages."""
     for p in model.parameters():
         p.requires_grad_(False)
     modules = {
         "energy_forces": [model.backbone],
         "hessian": [model.hessian_head],
         "end_to_end": [model.backbone, model.hessian_head],
+        "hessian_first": [model.backbone, model.hessian_head],
     }[stage]
     params = [p for m in modules for p in m.parameters()]
     for p in params:
@@ -123,6 +126,10 @@ def stage_forward(model: HIPModel, data, stage: str, training: bool, features: t
                 h, edges = features, radius_graph(data.positions, data.batch, data.num_graphs, model.config.cutoff)
         with torch.set_grad_enabled(training):
             return model.hessian_blocks(data, h, edges)
+    if stage == "hessian_first":  # positions need no gradient: the one backward pass is the loss's
+        with torch.set_grad_enabled(training):
+            energy, h, edges = model.energy(data)  # (G,), (N, D), (2, E)
+            return {"energy": energy, **model.hessian_blocks(data, h, edges)}
     compute_hessian = stage == "end_to_end"
     return model(data, compute_forces=True, compute_hessian=compute_hessian, create_graph=training)
 

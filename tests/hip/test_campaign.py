@@ -135,6 +135,12 @@ def test_starts_from_a_checkpoint(sample, tmp_path):
     assert all(torch.equal(v, state.model[k]) for k, v in base.state_dict().items())
     with pytest.raises(CampaignError, match="model config differs"):
         _run(tmp_path / "other.pt", sample, 0, config=replace(config, model=replace(TINY, channels=4)))
+    # the same network with the sum-rule head starts from every weight it shares (all but the diagonal readout)
+    summed = _run(tmp_path / "sum.pt", sample, 0, config=replace(config, model=replace(TINY, hessian_sum_rule=True)))
+    assert summed.meta["converted"] == {"hessian_sum_rule": True}
+    shared = {k: v for k, v in base.state_dict().items() if not k.startswith("hessian_head.diagonal.")}
+    assert shared.keys() == summed.model.keys() and len(shared) < len(base.state_dict())
+    assert all(torch.equal(v, summed.model[k]) for k, v in shared.items())
 
 
 # ------------------------------------------------------------------------------------------ promotion
@@ -330,3 +336,51 @@ def test_amend_changes_loss_weights_only_and_records_it(sample, tmp_path):
     assert _run(path, sample, 1, config=weighted).step == 4  # the amended config is the state's own now
     with pytest.raises(StateMismatchError, match="may be amended; changed: batch_size"):
         _run(path, sample, 1, config=replace(weighted, batch_size=2), amend=True)
+
+
+def test_hessian_first_trains_everything_with_one_backward_pass(sample, tmp_path):
+    """``hessian_first``: backbone and head move on the Hessian loss (plus the energy), no force term and no
+    graph kept for a second derivative; with ``ef_every`` its E+F steps draw from the Hessian geometries.
+    New model and config fields at their old values leave the hash as it was (states keep resuming)."""
+    from aiida_hip.hip.model import MolecularBatch
+    from aiida_hip.hip.train import stage_forward
+
+    model_cfg = replace(TINY, hessian_sum_rule=True)
+    config = replace(CONFIG, stages=(Stage("hessian_first", None, lr=5e-4),), model=model_cfg, ef_data=False)
+    assert replace(CONFIG, ef_data=True).hash() == CONFIG.hash()
+    assert replace(CONFIG, model=replace(TINY, hessian_sum_rule=False)).hash() == CONFIG.hash()
+    assert config.hash() != replace(config, model=TINY).hash()
+    one = _run(tmp_path / "hf.pt", sample, 1, config=config)
+    two = _run(tmp_path / "hf.pt", sample, 1, config=config)
+    for prefix in ("backbone.", "hessian_head."):
+        keys = [k for k in one.model if k.startswith(prefix)]
+        assert any(not torch.equal(one.model[k], two.model[k]) for k in keys), prefix
+    model = two.build_model()
+    train = sample[0]
+    data = MolecularBatch.from_molecules([(s.numbers, s.positions) for s in train[:3]], torch.float64, "cpu")
+    model.train()
+    out = stage_forward(model, data, "hessian_first", training=True)
+    assert "forces" not in out and not data.positions.requires_grad
+    assert out["hessian_flat"].requires_grad and out["energy"].requires_grad
+    interleaved = replace(config, ef_every=2)
+    a = _run(tmp_path / "ef.pt", sample, 2, config=interleaved)  # step 1 is an E+F step on Hessian geometries
+    counts = {int(s["step"]) for s in a.optimizer["state"].values()}
+    assert counts == {1, 2}  # the head had no gradient on the E+F step
+
+
+def test_realistic_barriers_weigh_more_in_the_pool(sample):
+    """Geometries of reactions at or below ``realistic_barrier`` enter ``realistic_repeat`` times, the rest once;
+    the sample file records each reaction's NEB barrier; at the neutral values the hash is unchanged."""
+    from aiida_hip.hip.campaign import weighted_pool
+
+    train = sample[0]
+    assert all(s.barrier is not None for s in train)
+    cut = sorted(s.barrier for s in train)[len(train) // 2]
+    config = replace(CONFIG, realistic_barrier=cut, realistic_repeat=3)
+    pool = weighted_pool(train, config)
+    low = sum(s.barrier <= cut for s in train)
+    assert 0 < low < len(train) and len(pool) == len(train) + 2 * low and pool[: len(train)] == train
+    assert weighted_pool(train, CONFIG) == train
+    assert replace(CONFIG, realistic_barrier=4.0, realistic_repeat=1).hash() == CONFIG.hash() != config.hash()
+    with pytest.raises(CampaignError, match="realistic_repeat"):
+        replace(CONFIG, realistic_repeat=0)

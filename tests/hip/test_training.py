@@ -43,6 +43,25 @@ def test_two_stage_training_lowers_losses(sample, tmp_path):
     assert (tmp_path / "log.csv").read_text().count("\n") == 1 + 4 + 3
 
 
+def test_hessian_first_training_lowers_the_hessian_loss_of_a_sum_rule_model(sample, tmp_path):
+    """The Hessian-first stage trains backbone and head together on the Hessian loss (no force term)."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    model = HIPModel(replace(TINY, hessian_sum_rule=True))
+    train_set, val_set = sample
+    hf = TrainSettings(stage="hessian_first", epochs=3, batch_size=8, lr=5e-3, patience=10)
+    assert hf.weights().forces == 0.0 and hf.weights().hessian > 0 and hf.weights().energy > 0
+    before = evaluate_loss(model, train_set, hf)
+    backbone_before = [p.detach().clone() for p in model.backbone.parameters()]
+    train(model, train_set, val_set, hf, tmp_path, progress=False)
+    after = evaluate_loss(model, train_set, hf)
+    assert "forces" not in after and after["hessian"] < before["hessian"]
+    assert any(
+        not torch.equal(a, b.detach()) for a, b in zip(backbone_before, model.backbone.parameters(), strict=True)
+    )
+
+
 def test_best_checkpoint_reloads_identically(sample, tmp_path):
     torch.manual_seed(1)
     model = HIPModel(TINY)
