@@ -12,8 +12,9 @@ with other jobs still line up. ``--n-train`` trains on the geometries of the fir
 only: the curve against the number of Hessian-labelled geometries. Rows go to
 ``benchmarks/results/scaling.partial.jsonl``; ``report`` fits ``MAE = a * t^-b`` to the last half of
 every curve (a power law keeps falling: where a curve has reached a plateau its fitted b is near zero and
-the hours run to infinity, and a curve still in its fast early phase extrapolates optimistically), adds the campaign's own long curve (``MODEL_CARD.md`` history, today's recipe,
-steps converted at its measured rate), extrapolates the CPU-hours to Hessian MAE 0.15 and 0.10 and
+the hours run to infinity, and a curve still in its fast early phase extrapolates optimistically), adds
+the campaign's own long curve (``MODEL_CARD.md`` history, today's recipe, steps converted at its
+measured rate), extrapolates the CPU-hours to Hessian MAE 0.15 and 0.10 and
 writes ``benchmarks/results/scaling.{json,md,png}``.
 """
 
@@ -212,6 +213,29 @@ def campaign_curve(card: Path = CARD) -> list[dict]:
     return rows
 
 
+STATE = Path("data/campaign/state.pt")
+
+
+def campaign_v2_curve(path: Path = STATE) -> list[dict]:
+    """The running campaign's validation Hessian MAE by step, with wall-clock hours since its start (one core,
+    ``nice``: about its CPU time when nothing else runs), for the long end of the v2 recipe's curve."""
+    if not path.is_file():
+        return []
+    import datetime
+
+    state = CampaignState.load(path)
+    start = datetime.datetime.fromisoformat(state.history[0]["time"])
+    return [
+        {
+            "step": h["step"],
+            "hours": (datetime.datetime.fromisoformat(h["time"]) - start).total_seconds() / 3600,
+            "val_hessian_mae": h["val"]["hessian"],
+        }
+        for h in state.history
+        if h.get("val") and "hessian" in h["val"] and h.get("stage") == "hessian_first"
+    ]
+
+
 def _curves(rows: list[dict]) -> dict[str, list[dict]]:
     curves: dict[str, list[dict]] = {}
     for row in rows:
@@ -248,20 +272,32 @@ def summarise(rows: list[dict]) -> dict:
             "points": points,
             "fit": _fit(t[late], y[late]),
         }
-    sizes = sorted(
-        (e["n_train"], e["points"][-1]["hessian_mae"], tag) for tag, e in entries.items() if e["recipe"] == "hf_sum"
-    )
+    sizes = _at_common_time([(e["n_train"], e["points"], tag) for tag, e in entries.items() if e["recipe"] == "hf_sum"])
     data_fit = _fit(np.array([s[0] for s in sizes], float), np.array([s[1] for s in sizes])) if len(sizes) > 1 else None
     return {
         "curves": entries,
         "data_size": {"points": sizes, "fit": data_fit},
         "campaign": _campaign_entry(curves.get("ft_today")),
+        "campaign_v2": campaign_v2_curve(),
     }
 
 
+def _at_common_time(curves: list[tuple[int, list[dict], str]]) -> list[tuple[int, float, str, float]]:
+    """``(n_train, MAE, tag, CPU-s)`` of each curve at the longest CPU time all of them reached (log-interpolated)."""
+    if not curves:
+        return []
+    common = min(points[-1]["cpu_s"] for _, points, _ in curves)
+    out = []
+    for n, points, tag in curves:
+        t = np.array([p["cpu_s"] for p in points if p["cpu_s"] > 0])
+        y = np.array([p["hessian_mae"] for p in points if p["cpu_s"] > 0])
+        out.append((n, float(np.exp(np.interp(np.log(common), np.log(t), np.log(y)))), tag, common))
+    return sorted(out)
+
+
 def _hours(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "never (no slope)"
+    if x is None or not math.isfinite(x) or x > 1e5:
+        return "never (plateau)"
     return f"{x:.3g}"
 
 
@@ -296,18 +332,33 @@ def markdown(summary: dict, meta: dict) -> str:
     if data["points"]:
         lines += [
             "",
-            "Against the number of Hessian-labelled training geometries (recipe hf_sum, same CPU budget):",
+            f"Against the number of Hessian-labelled training geometries (recipe hf_sum, each curve at "
+            f"{data['points'][0][3]:.0f} training CPU-s):",
             "",
-            "| Hessian geometries | Hessian MAE at the end |",
-            "|---|---|",
+            "| Hessian geometries | Hessian MAE | epochs over the training set |",
+            "|---|---|---|",
         ]
-        lines += [f"| {n} | {mae:.4f} |" for n, mae, _ in data["points"]]
+        rate = summary["curves"]["hf_sum"]["geometries_per_cpu_s"] if "hf_sum" in summary["curves"] else 0
+        lines += [f"| {n} | {mae:.4f} | {rate * cpu / n:.1f} |" for n, mae, _, cpu in data["points"]]
         if data["fit"]:
             f = data["fit"]
-            lines.append(
-                f"\nFit MAE ~ N^-{f['b']:.3f}: N for MAE 0.15 {_hours(f['reach']['0.15'])}, "
-                f"for 0.10 {_hours(f['reach']['0.1'])} geometries (at this CPU budget)."
+            verdict = (
+                "more data does not lower the error at this budget: the runs are compute-bound"
+                if f["b"] < 0.1
+                else f"N for MAE 0.15: {_hours(f['reach']['0.15'])}, for 0.10: {_hours(f['reach']['0.1'])}"
             )
+            lines.append(f"\nFit MAE ~ N^-b: b = {f['b']:.3f}; {verdict}.")
+    v2 = summary.get("campaign_v2") or []
+    if v2:
+        lines += [
+            "",
+            "The v2 campaign (Hessian-first, sum-rule head, 24 channels, 2 layers, from random weights, E+F every 4th "
+            "step) in the background, validation Hessian MAE (val split, at most 256 geometries):",
+            "",
+            "| step | wall-clock hours | validation Hessian MAE [eV/A^2] |",
+            "|---|---|---|",
+            *(f"| {r['step']} | {r['hours']:.2f} | {r['val_hessian_mae']:.4f} |" for r in v2),
+        ]
     lines += [
         "",
         f"One core per run, CPU time of the training process (evaluation excluded); 200 test geometries "
@@ -323,21 +374,27 @@ def plot(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(16, 4.5))
     for tag, e in summary["curves"].items():
         pts = [p for p in e["points"] if p["cpu_s"] > 0]
         t = np.array([p["cpu_s"] for p in pts]) / 3600
         line = ax.loglog(t, [p["hessian_mae"] for p in pts], "o-", label=tag)[0]
         if e["fit"]:
-            grid = np.logspace(math.log10(t.min()), 2, 50)
+            grid = np.logspace(math.log10(t.min()), math.log10(20 * t.max()), 50)  # a short way past the data
             ax.loglog(grid, e["fit"]["a"] * grid ** -e["fit"]["b"], ":", color=line.get_color())
     camp = summary.get("campaign")
     if camp:
         t = np.array([p["step"] * camp["cpu_per_step"] for p in camp["points"]]) / 3600
         ax.loglog(t, [p["hessian_mae"] for p in camp["points"]], "ks-", label="campaign (today)")
+    v2 = [r for r in summary.get("campaign_v2") or [] if r["hours"] > 0]
+    if v2:
+        ax.loglog(
+            [r["hours"] for r in v2], [r["val_hessian_mae"] for r in v2], "k^-", label="campaign v2 (val, wall h)"
+        )
     for target in TARGETS:
         ax.axhline(target, color="grey", lw=0.8)
-    ax.set_xlabel("training CPU-hours (one core)")
+    ax.set_ylim(0.05, 5)
+    ax.set_xlabel("training CPU-hours (one core); dotted: power-law fits")
     ax.set_ylabel("test Hessian MAE [eV/A^2]")
     ax.legend(fontsize=7)
     for tag, e in summary["curves"].items():
@@ -345,6 +402,12 @@ def plot(summary: dict, path: Path) -> None:
         bx.semilogx([p["cpu_s"] / 3600 for p in pts], [p["cossim_v1"] for p in pts], "o-", label=tag)
     bx.set_xlabel("training CPU-hours (one core)")
     bx.set_ylabel("test CosSim(v1)")
+    sizes = summary["data_size"]["points"]
+    if sizes:
+        cx.semilogx([s[0] for s in sizes], [s[1] for s in sizes], "o-")
+        cx.set_title(f"hf_sum at {sizes[0][3]:.0f} training CPU-s", fontsize=9)
+    cx.set_xlabel("Hessian-labelled training geometries")
+    cx.set_ylabel("test Hessian MAE [eV/A^2]")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

@@ -35,7 +35,8 @@ train)
     extra=()
     [ -n "${MAX_STEPS:-}" ] && extra+=(--max-steps "$MAX_STEPS")
     "$py" -m aiida_hip.dataset.campaign --minutes "$minutes" --phase train --no-promote --save-minutes 1 \
-        --device "${DEVICE:-cuda}" --state "$out/state.pt" --work /tmp/gpu_campaign "${extra[@]}" 2>&1 \
+        --device "${DEVICE:-cuda}" --state "$out/state.pt" --root "${SHARDS:-data/campaign/shards}" \
+        --work /tmp/gpu_campaign "${extra[@]}" 2>&1 \
         | tee "$out/campaign.log"
     ;;
 adopt)

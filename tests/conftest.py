@@ -89,3 +89,22 @@ def structure_of():
         return structure
 
     return make
+
+
+@pytest.fixture(scope="session")
+def committed_shards(tmp_path_factory) -> Path:
+    """The campaign shards this checkout holds: the real folder when every listed shard is here, else a view
+    (links and a manifest) of the ones in the tree, since later shards live in the history only
+    (``python -m aiida_hip.dataset.archive restore``) and a test must not depend on a clone's depth."""
+    import json
+
+    root = _ROOT / "data" / "campaign" / "shards"
+    manifest = json.loads((root / "manifest.json").read_text())
+    present = [s for s in manifest["shards"] if (root / s["file"]).is_file()]
+    if len(present) == len(manifest["shards"]):
+        return root
+    view = tmp_path_factory.mktemp("shards")
+    for entry in present:
+        (view / entry["file"]).symlink_to(root / entry["file"])
+    (view / "manifest.json").write_text(json.dumps({**manifest, "shards": present}))
+    return view

@@ -50,6 +50,7 @@ from ..hip.campaign import (
     weighted_pool,
 )
 from ..hip.checkpoints import DEFAULT_CHECKPOINT, PREVIOUS_NAME, load_model, save_checkpoint, sha256
+from .ef_samples import load_ef_samples, verify_ef
 from .evaluate import evaluation_subset, model_metrics
 from .shards import data_hash, done_ids, load_shards, read_manifest, summary, verify, write_shard
 
@@ -65,7 +66,7 @@ def _log(message: str) -> None:
 
 def label_until(deadline: float, root: Path = ROOT, work: Path = WORK, chunk: int = 4, limit: int | None = None) -> int:
     """Label reactions in chunks of ``chunk`` until ``deadline`` (time.time()); returns reactions packed."""
-    from .generate import GenerationSettings, generate  # xTB, RDKit: not needed where only training runs
+    from .generate import GenerationSettings, generate  # RDKit: the GPU image, which only trains, lacks it
 
     work.mkdir(parents=True, exist_ok=True)
     raw = work / "generate.h5"
@@ -216,11 +217,14 @@ def append_history(card_path: Path, row: str, rule: PromotionRule) -> None:
 
 
 def _update_card_header(card_path: Path, sha: str, state, date: str) -> None:
-    """Point the card's file line at the promoted checkpoint's SHA-256."""
+    """Point the card's file line at the promoted checkpoint's SHA-256, and its architecture line at its config
+    (a campaign may train another architecture than the checkpoint it replaces)."""
     if not Path(card_path).is_file():
         return
     text = Path(card_path).read_text()
     text = re.sub(r"(?m)^(- file: `[^`]+`, SHA-256 `)[0-9a-f]{64}(`)", rf"\g<1>{sha}\g<2>", text, count=1)
+    architecture = json.dumps(state.campaign_config().model.to_dict())
+    text = re.sub(r"(?m)^- architecture: `.*`$", lambda _: f"- architecture: `{architecture}`", text, count=1)
     text = re.sub(
         r"(?m)^- last training stage:.*$",
         f"- last training stage: {state.stage}, campaign step {state.step} (promoted {date}, see Campaign history)",
@@ -330,8 +334,6 @@ def training_data(root: Path, ef_root: Path | None) -> tuple[list, list, list, s
     digest, parts = data_hash(manifest), [s["sha256"] for s in manifest["shards"]]
     train, val, ef_train = load_shards(root, "train"), load_shards(root, "val"), []
     if ef_root is not None and (Path(ef_root) / "manifest.json").is_file():
-        from .ef_samples import load_ef_samples, verify_ef  # ASE, xTB: only for the E+F files
-
         ef_parts = [EF_PART + f["sha256"] for f in verify_ef(ef_root)["files"]]
         ef_train = load_ef_samples(ef_root, "train")
         digest = hashlib.sha256((digest + "".join(ef_parts)).encode()).hexdigest()
@@ -351,11 +353,12 @@ def train_phase(deadline: float, args) -> int:
     if not train:
         _log("train: the shards hold no training geometries yet")
         return 0
-    train = weighted_pool(train, config)
+    pool = weighted_pool(train, config)
     _log(
-        f"train: {len(train)} train / {len(val)} val geometries (+ {len(ef_train)} energy+force), "
-        f"data {digest[:12]}, config {config.hash()[:12]}"
+        f"train: {len(train)} train / {len(val)} val geometries (pool {len(pool)} with the realistic-barrier "
+        f"repeats; + {len(ef_train)} energy+force), data {digest[:12]}, config {config.hash()[:12]}"
     )
+    train = pool
     before = CampaignState.load(args.state).step if args.state.is_file() else None
     try:
         state = run(

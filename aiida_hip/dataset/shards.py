@@ -19,6 +19,7 @@ import numpy as np
 
 from ..common.files import sha256_of
 from ..hip.data import DatasetError, Sample, load_samples
+from .card import dataset_card
 
 MANIFEST = "manifest.json"
 # Raise when the generator's output changes for the same settings (and say so in the card).
@@ -29,7 +30,7 @@ def read_manifest(root: Path) -> dict:
     """The manifest under ``root``, or an empty one for a new campaign."""
     path = Path(root) / MANIFEST
     if not path.is_file():
-        from .generate import GenerationSettings  # xTB and RDKit: only a new campaign needs the settings
+        from .generate import GenerationSettings  # RDKit: only a new campaign needs the settings (not the GPU)
 
         return {"generator_version": GENERATOR_VERSION, "settings": asdict(GenerationSettings()), "shards": []}
     try:
@@ -143,8 +144,6 @@ def summary(root: Path) -> dict:
 
 def write_card(root: Path) -> Path:
     """``CARD.md`` beside the manifest: what the shards hold and the SHA-256 that identifies the data set."""
-    from .card import dataset_card
-
     root = Path(root)
     manifest = verify(root)
     files = [root / s["file"] for s in manifest["shards"]]

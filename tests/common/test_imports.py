@@ -2,7 +2,8 @@
 
 Every other import sits at the top of its module. A function-level import passes only when moving it to
 the top would load something heavy that the module does not load already: torch (e3nn), pysisyphus,
-Sella, tblite or PySCF, directly or through an ``aiida_hip`` module that imports them at its top
+Sella, tblite, PySCF or RDKit (which the GPU image lacks: the campaign's training path runs there without it),
+directly or through an ``aiida_hip`` module that imports them at its top
 (``aiida_hip.hip`` and everything under it imports torch). In the modules the AiiDA daemon loads (work
 chains, CalcJobs, parsers, the data node types, the worker's file formats, the L0 vocabulary), ASE and
 ``aiida_hip.pipeline`` count as heavy too: those layers load without them (test_vocabulary.py).
@@ -16,7 +17,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "aiida_hip"
 
-HEAVY_LIBRARIES = frozenset({"torch", "e3nn", "pysisyphus", "sella", "tblite", "pyscf"})
+HEAVY_LIBRARIES = frozenset({"torch", "e3nn", "pysisyphus", "sella", "tblite", "pyscf", "rdkit"})
 DAEMON_MODULES = (
     "aiida_hip.common",
     "aiida_hip.calcjobs",

@@ -83,3 +83,32 @@ def test_the_projects_archive_lists_only_files_its_manifest_hashes():
         listed = json.loads((root / entry["folder"] / entry["manifest"]).read_text())[entry["list"]]
         assert listed and all(len(item["sha256"]) == 64 for item in listed)
         assert len(entry["commit"]) == 40
+
+
+def test_retire_untracks_committed_files_and_restore_brings_them_back(repo):
+    """retire: HEAD becomes the files' commit, they leave the index and are ignored; restore round-trips."""
+    from aiida_hip.dataset.archive import retire
+
+    root, archive, _ = repo
+    restore(archive, root, say=lambda m: None)
+    folder = root / "data" / "campaign" / "ef"
+    (folder / "c.h5").write_bytes(b"gamma" * 30)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"].append({"file": "c.h5", "sha256": sha256_of(folder / "c.h5")})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArchiveError, match="HEAD"):  # not committed yet: nothing would hold it
+        retire([folder / "c.h5"], "manifest.json", "files", archive, root)
+    _git(root, "add", ".")
+    _git(root, "commit", "-q", "-m", "c")
+    commit = retire([folder / "c.h5"], "manifest.json", "files", archive, root)
+    assert commit == _git(root, "rev-parse", "HEAD")
+    assert "/c.h5" in (folder / ".gitignore").read_text()
+    assert "c.h5" not in _git(root, "ls-files", "data/campaign/ef")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "retire c")
+    assert "c.h5" not in _git(root, "status", "--porcelain")  # ignored from now on
+    (folder / "c.h5").unlink()
+    assert restore(archive, root, say=lambda m: None) == 1
+    assert (folder / "c.h5").read_bytes() == b"gamma" * 30
+    with pytest.raises(ArchiveError, match="not listed"):
+        retire([folder / "zzz.h5"], "manifest.json", "files", archive, root)

@@ -164,7 +164,10 @@ def _perturbed(state: CampaignState, scale: float = 0.5) -> CampaignState:
     return replace(state, model=model)
 
 
-CARD = "# HIP default checkpoint\n\n- file: `ship.pt`, SHA-256 `{sha}`\n- last training stage: hessian, epoch 3\n"
+CARD = (
+    "# HIP default checkpoint\n\n- file: `ship.pt`, SHA-256 `{sha}`\n- architecture: `{{}}`\n"
+    "- last training stage: hessian, epoch 3\n"
+)
 
 
 def test_worse_model_is_not_promoted(trained, tmp_path):
@@ -207,6 +210,7 @@ def test_better_model_is_promoted_and_recorded(trained, tmp_path):
     assert not second["promoted"] and sha256(shipped) == new_sha
     text = card.read_text()
     assert f"SHA-256 `{new_sha}`" in text and "campaign step 6" in text
+    assert f"- architecture: `{json.dumps(TINY.to_dict())}`" in text  # the promoted model's own config
     rows = [line for line in text.splitlines() if line.startswith("| 2026-12-0")]
     assert len(rows) == 2 and f"yes (`{new_sha[:12]}`)" in rows[0] and rows[1].endswith("| no |")
     assert text.count("## Campaign history") == 1

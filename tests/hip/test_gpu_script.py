@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aiida_hip.dataset.campaign import ROOT, training_data
+from aiida_hip.dataset.campaign import training_data
 from aiida_hip.hip import HIPConfig
 from aiida_hip.hip.campaign import CampaignConfig, CampaignState, Stage, run
 
@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = HIPConfig(channels=8, num_layers=1, hessian_channels=4, radial_hidden=16, hessian_sum_rule=True)
 
 
-def test_gpu_script_trains_the_state_and_adopt_takes_it_back(tmp_path):
-    train, val, _, digest, parts = training_data(REPO / ROOT, None)
+def test_gpu_script_trains_the_state_and_adopt_takes_it_back(tmp_path, committed_shards):
+    train, val, _, digest, parts = training_data(committed_shards, None)
     config = CampaignConfig(stages=(Stage("hessian_first", None),), init="random", model=TINY, ef_data=False)
     state = tmp_path / "state.pt"
     run(state, train, val, config, digest, data_parts=parts, max_steps=1, validate_every=None)
@@ -27,6 +27,7 @@ def test_gpu_script_trains_the_state_and_adopt_takes_it_back(tmp_path):
         "DEVICE": "cpu",
         "MAX_STEPS": "2",
         "STATE": str(state),
+        "SHARDS": str(committed_shards),
         "PYTHON": sys.executable,
     }
     done = subprocess.run(
