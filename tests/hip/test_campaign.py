@@ -256,6 +256,7 @@ def test_driver_trains_promotes_and_refuses(tmp_path, capsys):
     config = tmp_path / "config.json"
     config.write_text(json.dumps(replace(CONFIG, dtype="float32").to_dict()))
     common = ["--root", str(root), "--work", str(tmp_path / "work"), "--state", str(tmp_path / "state.pt")]
+    common += ["--ef", str(tmp_path / "no-ef")]  # not the repository's E+F files
     common += ["--shipped", str(tmp_path / "ship.pt"), "--card", str(tmp_path / "CARD.md"), "--test-samples", "4"]
     # Nothing shipped yet: the first evaluation promotes.
     assert main(["--minutes", "5", "--max-steps", "3", "--phase", "train", "--config", str(config), *common]) == 0
