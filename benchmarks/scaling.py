@@ -40,7 +40,7 @@ from aiida_hip.dataset.campaign import ROOT as SHARDS
 from aiida_hip.dataset.evaluate import evaluation_subset, model_metrics
 from aiida_hip.dataset.shards import load_shards
 from aiida_hip.hip.campaign import SHIPPED_MODEL, CampaignConfig, CampaignState, Stage, run
-from aiida_hip.hip.checkpoints import DEFAULT_CHECKPOINT, convert_checkpoint
+from aiida_hip.hip.checkpoints import DEFAULT_CHECKPOINT
 
 PARTIAL = RESULTS / "scaling.partial.jsonl"
 WORK = Path("runs/scaling")
@@ -105,20 +105,12 @@ RECIPES: dict[str, tuple[str, str, object, str, float]] = {
 EF_EVERY = {"ft_hf_sum_ef4": 4}
 
 
-def _config(recipe: str) -> tuple[CampaignConfig, str | None]:
+def _config(recipe: str) -> CampaignConfig:
+    """The recipe as a campaign config; ``init: shipped`` with the sum-rule head converts the shipped weights."""
     _, stage, model, init, lr = RECIPES[recipe]
-    checkpoint = None
-    if init == "shipped" and model != SHIPPED_MODEL:
-        WORK.mkdir(parents=True, exist_ok=True)
-        checkpoint = str(convert_checkpoint(DEFAULT_CHECKPOINT, WORK / f"{recipe}_init.pt", hessian_sum_rule=True))
-    config = CampaignConfig(
-        stages=(Stage(stage, None, lr=lr),),
-        init=checkpoint or init,
-        model=model,
-        ef_data=False,
-        ef_every=EF_EVERY.get(recipe, 0),
+    return CampaignConfig(
+        stages=(Stage(stage, None, lr=lr),), init=init, model=model, ef_data=False, ef_every=EF_EVERY.get(recipe, 0)
     )
-    return config, checkpoint
 
 
 def _subset(train: list, n_train: int | None) -> list:
@@ -145,7 +137,7 @@ def _evaluate(state_path: Path, test: list) -> dict:
 def run_recipe(recipe: str, cpu_seconds: float, n_train: int | None, tag: str) -> None:
     """Train ``recipe`` for ``cpu_seconds`` of training CPU time, evaluating at ``EVAL_FRACTIONS``."""
     torch.set_num_threads(1)
-    config, _ = _config(recipe)
+    config = _config(recipe)
     train = _subset(load_shards(SHARDS, "train"), n_train)
     test = evaluation_subset(load_shards(SHARDS, "test"), 200)
     state = WORK / f"{tag}.pt"
