@@ -8,9 +8,12 @@ There is no side table.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from aiida import orm
+
+from .workflows.learn import labels_of, search_entries
 
 TS_SEARCH_PROCESS_TYPE = "aiida.workflows:hip.ts_search"
 TS_BATCH_PROCESS_TYPE = "aiida.calculations:hip.ts_batch"
@@ -179,9 +182,11 @@ def reaction_detail(pk: int) -> dict[str, Any]:
         for label, n in ((lk.link_label, lk.node) for lk in node.base.links.get_outgoing().all())
         if isinstance(n, orm.Data)
     }
+    model = served_model(node)
     return {
         "pk": node.pk,
         "reaction": node.label,
+        "model": None if model is None else model_lineage(model),
         "process_state": node.process_state.value if node.process_state else None,
         "exit_status": node.exit_status,
         "exit_message": node.exit_message,
@@ -264,3 +269,105 @@ def store_reaction_pairs(label: str, pairs: dict[str, tuple[orm.StructureData, o
             node.base.extras.set_many({"reaction": name, "role": role})
             group.add_nodes(node)
     return group
+
+
+FINETUNE_PROCESS_TYPE = "aiida.calculations:hip.finetune"
+
+
+def served_model(search: orm.WorkflowNode) -> orm.Data | None:
+    """The ``HipModelData`` a ``hip.ts_search`` gave its TS optimisation (``None``: a level without a model)."""
+    for link in search.base.links.get_incoming().all():
+        if link.link_label in ("tsopt__tsopt__model", "path__model", "opt__model"):
+            return link.node
+    return None
+
+
+def _search_of(node: orm.Node) -> orm.ProcessNode | None:
+    """The ``hip.ts_search`` whose stage created ``node`` (walking up the callers)."""
+    process = node.creator
+    while process is not None and process.process_type != TS_SEARCH_PROCESS_TYPE:
+        process = process.caller
+    return process
+
+
+def model_lineage(model: orm.Data, depth: int = 20) -> dict[str, Any]:
+    """A model and where it came from: the ``hip.finetune`` that trained it, the label nodes it learnt from
+    (and the searches that computed them), its parent checkpoint, recursively (the shipped model has none)."""
+    out: dict[str, Any] = {
+        "pk": model.pk,
+        "sha256": model.base.attributes.get("sha256", None),
+        "source": model.base.attributes.get("source", None),
+        "level": model.base.attributes.get("level", None),
+        "trained_by": None,
+        "trained_on": [],
+        "trained_on_searches": [],
+        "parent": None,
+    }
+    creator = model.creator
+    if creator is None or creator.process_type != FINETUNE_PROCESS_TYPE:
+        return out
+    data = creator.inputs.data
+    packer = data.creator
+    hessians = (
+        []
+        if packer is None
+        else [link.node for link in packer.base.links.get_incoming().all() if link.link_label.endswith("_hessian")]
+    )
+    searches = {s.pk for s in (_search_of(h) for h in hessians) if s is not None}
+    parent = creator.inputs.model
+    out |= {
+        "trained_by": creator.pk,
+        "data": data.pk,
+        "trained_on": sorted(h.pk for h in hessians),
+        "trained_on_searches": sorted(searches),
+        "held_out": (
+            creator.outputs.output_parameters.get("held_out") if "output_parameters" in creator.outputs else None
+        ),
+        "parent": model_lineage(parent, depth - 1) if depth > 0 else {"pk": parent.pk},
+    }
+    return out
+
+
+def ts_search_nodes(
+    group: str | None = None, batch: int | None = None, status: str | None = None
+) -> list[orm.WorkflowNode]:
+    """The terminated ``hip.ts_search`` nodes of ``group`` or ``batch`` (all without either), only those whose
+    summary status is ``status`` if given, in creation order."""
+    nodes = []
+    for pk, _, state, _, _, parameters, _ in ts_search_query(group, batch).all():
+        if state not in ("finished", "excepted", "killed"):
+            continue
+        if status is not None and (parameters or {}).get("status") != status:
+            continue
+        nodes.append(orm.load_node(pk))
+    return nodes
+
+
+def labels_from_profile(
+    out: str | Path,
+    group: str | None = None,
+    batch: int | None = None,
+    level: str | None = None,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """Write the reference labels of the selected searches into the shard folder ``out`` (appended to an
+    existing one of the same level); returns the counts and the level. Each geometry keeps the UUID of the
+    Hessian node it came from."""
+    from .dataset.harvest import write_labels  # h5py + torch (the Sample type): only when labels are written
+
+    searches = ts_search_nodes(group, batch, status)
+    entries = search_entries(searches, level)
+    levels = sorted({entry["level"] for _, entry in entries})
+    if not entries:
+        raise ValueError(f"no reference Hessian in the {len(searches)} selected search(es): the selection is empty")
+    if len(levels) > 1:
+        raise ValueError(f"the selection holds labels of several levels {levels}: choose one with level=")
+    origin = {"source": "aiida-hip data from-profile", "group": group, "batch": batch, "status": status}
+    entry = write_labels(labels_of(entries), out, levels[0], origin=origin)
+    return {
+        "searches": len(searches),
+        "labels": len(entries),
+        "level": levels[0],
+        "new_reactions": 0 if entry is None else entry["ok"],
+        "split_geometries": None if entry is None else entry["split_geometries"],
+    }

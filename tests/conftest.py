@@ -65,6 +65,22 @@ def worker_path() -> Path:
     return worker
 
 
+def local_worker_code(label: str, workdir: Path):
+    """A stored ``core.direct`` localhost computer ``label`` and the real worker as its ``hip-worker`` code."""
+    from aiida import orm
+
+    computer = orm.Computer(
+        label=label,
+        hostname="localhost",
+        transport_type="core.local",
+        scheduler_type="core.direct",
+        workdir=str(workdir),
+    ).store()
+    computer.configure()
+    computer.set_minimum_job_poll_interval(0)
+    return orm.InstalledCode(label="hip-worker", computer=computer, filepath_executable=str(worker_path())).store()
+
+
 @pytest.fixture
 def hip_code(aiida_code_installed):
     """The real ``aiida-hip-worker`` of this environment as an AiiDA code on localhost."""

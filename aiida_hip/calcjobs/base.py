@@ -83,6 +83,19 @@ def structure_from_dict(data: dict) -> orm.StructureData:
     return structure
 
 
+def worker_calcinfo(inputs, local_copy_list: list, retrieve: list[str]) -> datastructures.CalcInfo:
+    """One ``aiida-hip-worker INPUT`` call: its stdout, the staged files and what comes back (plus stdout)."""
+    codeinfo = datastructures.CodeInfo()
+    codeinfo.code_uuid = inputs.code.uuid
+    codeinfo.cmdline_params = [inputs.metadata.options.input_filename]
+    codeinfo.stdout_name = inputs.metadata.options.output_filename
+    calcinfo = datastructures.CalcInfo()
+    calcinfo.codes_info = [codeinfo]
+    calcinfo.local_copy_list = local_copy_list
+    calcinfo.retrieve_list = [inputs.metadata.options.output_filename, *retrieve]
+    return calcinfo
+
+
 class HipStageCalculation(CalcJob):
     """Runs one pipeline stage of aiida-hip on one reaction (or molecule) with ``aiida-hip-worker``."""
 
@@ -178,13 +191,4 @@ class HipStageCalculation(CalcJob):
         with folder.open(self.inputs.metadata.options.input_filename, "w") as handle:
             handle.write(text)
 
-        codeinfo = datastructures.CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = [self.inputs.metadata.options.input_filename]
-        codeinfo.stdout_name = self.inputs.metadata.options.output_filename
-
-        calcinfo = datastructures.CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = local_copy_list
-        calcinfo.retrieve_list = [self.inputs.metadata.options.output_filename, RESULTS_FILE, ARRAYS_FILE]
-        return calcinfo
+        return worker_calcinfo(self.inputs, local_copy_list, [RESULTS_FILE, ARRAYS_FILE])

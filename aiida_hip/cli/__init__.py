@@ -61,7 +61,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": (
         "training",
         "train",
-        "Train HIP: energy + forces, then the Hessian head on the frozen backbone (resumable).",
+        "Train HIP: energy + forces, then the Hessian head on the frozen backbone (resumable); or, with --init, "
+        "fine-tune a checkpoint on shard folders and report the held-out Hessian MAE before and after.",
     ),
     "ts-search": (
         "pipeline",

@@ -1,4 +1,5 @@
-"""``aiida-hip data generate|pack|card``: the xTB reaction dataset (training: :mod:`.training`)."""
+"""``aiida-hip data generate|pack|card|from-profile``: the xTB reaction dataset and the labels a batch stored
+(training: :mod:`.training`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ from pathlib import Path
 
 import click
 
+from ..common.level import label_level
 from ..dataset.card import dataset_card
 from ..dataset.generate import MOLECULES, generate
+from ..queries import labels_from_profile
+from .options import PROFILE_OPTION
+from .profile import open_profile
 
 
 @click.group()
@@ -65,3 +70,28 @@ def pack_cmd(source: Path, target: Path, hessian_dtype: str) -> None:
 def card_cmd(path: Path) -> None:
     """Print counts, elements and sizes of a dataset (markdown)."""
     click.echo(dataset_card(path))
+
+
+@data.command("from-profile")
+@PROFILE_OPTION
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Shard folder.")
+@click.option("--group", default=None, help="Only the searches in this group.")
+@click.option("--batch", type=int, default=None, help="Only the searches of this hip.reaction_batch (pk).")
+@click.option("--level", type=click.Choice(["xtb", "dft"]), default=None, help="Only this level's labels.")
+@click.option("--status", default=None, help="Only searches with this status (e.g. success); default: all.")
+def from_profile_cmd(profile, out: Path, group, batch, level, status) -> None:
+    """Reference Hessians that finished hip.ts_search runs stored -> hash-checked shards (train --init reads them).
+
+    Each verified TS and each minimised end with a reference Hessian becomes one geometry; a reaction is held out
+    (test split) by a hash of its name, so the split stays put as the folder grows."""
+    from ..hip.data import DatasetError  # torch: the other data commands do without
+
+    open_profile(profile)
+    try:
+        counts = labels_from_profile(out, group, batch, label_level(level) if level else None, status)
+    except (ValueError, DatasetError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{counts['labels']} labels ({counts['level']}) from {counts['searches']} searches; "
+        f"{counts['new_reactions']} new reaction(s) in {out} (split geometries: {counts['split_geometries']})"
+    )

@@ -36,6 +36,8 @@ class _Plan:
     max_concurrent: int
     reactions_per_job: int
     processes_per_job: int
+    #: ``hip.reaction_batch``'s ``learn`` settings (None: the model stays as given)
+    learn: dict | None = None
 
     @property
     def recipe(self) -> dict:
@@ -56,6 +58,8 @@ class _Plan:
             options=self.options,
         )
         builder.metadata.label = label
+        if self.learn:
+            builder.learn = orm.Dict(self.learn)
         return builder
 
     def unit_builder(self, unit):
@@ -117,6 +121,15 @@ class _Plan:
 @click.option("--gpus", type=click.IntRange(min=0), default=0, help="GPUs per job (SLURM: #SBATCH --gres=gpu:N).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Where the worker runs the model.")
 @click.option("--poll", default=10.0, show_default=True, help="Seconds between throttled submission rounds.")
+@click.option(
+    "--learn-every",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Fine-tune the model on the batch's reference Hessians after every K verified reactions; the reactions "
+    "not yet started get the new model if it is no worse on the batch's held-out reactions.",
+)
+@click.option("--learn-mode", type=click.Choice(["head", "end_to_end"]), default="head", show_default=True)
+@click.option("--learn-minutes", type=float, default=5.0, show_default=True, help="Wall-time cap of one fine-tune.")
 def submit_cmd(
     source,
     from_group,
@@ -139,11 +152,21 @@ def submit_cmd(
     walltime,
     gpus,
     device,
+    learn_every,
+    learn_mode,
+    learn_minutes,
 ):
     """Find the TS of every reaction in SOURCE: a folder of reaction folders (reactant.* + product.*) or a
     multi-frame file (reactant, product, reactant, product, ...); or of the reactions in a group."""
     if max_active is not None and not (daemon and group_label):
         raise click.UsageError("--max-active needs --daemon and --group (the group remembers what was submitted)")
+    if learn_every is not None and (max_active is not None or reactions_per_job > 1):
+        raise click.UsageError(
+            "--learn-every runs one batch work chain with one search per reaction: "
+            "leave out --max-active and --reactions-per-job"
+        )
+    if learn_every is not None and calculator != Calculator.HIP.value:
+        raise click.UsageError("--learn-every fine-tunes the HIP model the searches use: it needs --calculator hip")
     open_profile(profile)
     if daemon:
         _check_services()
@@ -157,6 +180,7 @@ def submit_cmd(
         max_concurrent=max_concurrent,
         reactions_per_job=reactions_per_job,
         processes_per_job=processes_per_job,
+        learn=None if learn_every is None else {"every": learn_every, "mode": learn_mode, "max_minutes": learn_minutes},
     )
     if max_active is not None:
         _submit_throttled(plan, reactions, max_active, wait, poll)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,10 +10,12 @@ import click
 import torch
 
 from ..dataset import evaluate as evaluation
+from ..dataset.learn import finetune_checkpoint
 from ..dataset.shards import load_shards
 from ..hip import CheckpointError, HIPConfig, HIPModel, load_model
 from ..hip.checkpoints import DEFAULT_CHECKPOINT, PREVIOUS_NAME
 from ..hip.data import DatasetError, load_samples
+from ..hip.finetune import FinetuneError, FinetuneSettings
 from ..hip.train import TrainSettings, average_neighbours
 from ..hip.train import train as run
 
@@ -27,12 +30,29 @@ def _split(data_path: Path, split: str):
 @click.command()
 @click.option(
     "--data",
-    "data_path",
+    "data_paths",
     type=click.Path(exists=True, path_type=Path),
     required=True,
-    help="An HDF5 dataset, or the committed shard folder (data/campaign/shards: hashes checked first).",
+    multiple=True,
+    help="An HDF5 dataset, or a hash-checked shard folder (data/campaign/shards, or `aiida-hip data from-profile`'s); "
+    "with --init, one or more shard folders.",
 )
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--init",
+    "init",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Fine-tune this checkpoint instead of training a new model: writes WORKDIR/finetuned.pt and finetune.json.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["head", "end_to_end"]),
+    default="head",
+    show_default=True,
+    help="--init: the Hessian head on cached backbone features (CPU-minutes), or everything.",
+)
+@click.option("--new-level", is_flag=True, help="--init: accept labels of another level of theory than the model's.")
 @click.option(
     "--stage",
     type=click.Choice(["energy_forces", "hessian", "end_to_end", "hessian_first", "all"]),
@@ -42,7 +62,7 @@ def _split(data_path: Path, split: str):
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--lr", type=float, default=None, help="Learning rate (default 2e-3; --init: 3e-3).")
 @click.option("--patience", type=int, default=8, show_default=True)
 @click.option("--max-minutes", type=float, default=None, help="Stop a stage after this much wall time.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
@@ -53,8 +73,30 @@ def _split(data_path: Path, split: str):
     show_default=True,
     help="A new model's head builds exactly translation-invariant Hessians (diagonal blocks by the sum rule).",
 )
-def train(data_path, workdir, stage, epochs, batch_size, lr, patience, max_minutes, device, channels, sum_rule) -> None:
-    """Train HIP: energy + forces, then the Hessian head on the frozen backbone (resumable)."""
+def train(
+    data_paths,
+    workdir,
+    init,
+    mode,
+    new_level,
+    stage,
+    epochs,
+    batch_size,
+    lr,
+    patience,
+    max_minutes,
+    device,
+    channels,
+    sum_rule,
+) -> None:
+    """Train HIP: energy + forces, then the Hessian head on the frozen backbone (resumable); or, with --init,
+    fine-tune a checkpoint on shard folders and report the held-out Hessian MAE before and after."""
+    if init is not None:
+        _finetune(init, list(data_paths), workdir, mode, new_level, epochs, max_minutes, lr)
+        return
+    if len(data_paths) > 1:
+        raise click.ClickException("training a new model takes one --data (several only with --init)")
+    data_path = data_paths[0]
     try:
         train_set, val_set = _split(data_path, "train"), _split(data_path, "val")
     except DatasetError as exc:
@@ -82,7 +124,7 @@ def train(data_path, workdir, stage, epochs, batch_size, lr, patience, max_minut
                 stage=name,
                 epochs=epochs,
                 batch_size=batch_size,
-                lr=lr,
+                lr=lr or 2e-3,
                 patience=patience,
                 max_minutes=max_minutes,
                 device=device,
@@ -92,6 +134,27 @@ def train(data_path, workdir, stage, epochs, batch_size, lr, patience, max_minut
         state = run(model, train_set, val_set, settings, workdir)
         click.echo(f"{name}: {state['epoch']} epochs, best validation loss {state['best']:.4f}")
         model = load_model(workdir / f"{name}_best.pt", device=device)
+
+
+def _finetune(init: Path, folders: list[Path], workdir: Path, mode: str, new_level: bool, epochs, max_minutes, lr):
+    """``train --init``: the fine-tune path (:func:`aiida_hip.dataset.learn.finetune_checkpoint`)."""
+    try:
+        settings = FinetuneSettings(mode=mode, epochs=epochs, max_minutes=max_minutes or 5.0, lr=lr or 3e-3)
+        for folder in folders:
+            if not folder.is_dir():
+                raise DatasetError(f"--init fine-tunes on shard folders; {folder} is a file")
+        report = finetune_checkpoint(init, folders, workdir / "finetuned.pt", settings, new_level=new_level)
+    except (CheckpointError, DatasetError, FinetuneError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "finetune.json").write_text(json.dumps(report, indent=1) + "\n")
+    held = report["held_out"]
+    click.echo(
+        f"fine-tuned {init.name} ({mode}) on {report['n_geometries']} geometries of {report['n_reactions']} reactions "
+        f"in {report['seconds']:.0f} s: held-out Hessian MAE {held['hessian_mae_before']} -> "
+        f"{held['hessian_mae_after']} ({held['n_reactions']} reactions){'' if report['no_worse'] else ', WORSE'}; "
+        f"{workdir / 'finetuned.pt'}"
+    )
 
 
 def _baseline(checkpoint: Path | None, baseline: str | None) -> Path | None:

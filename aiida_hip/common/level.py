@@ -105,3 +105,15 @@ PARAMETERS_HELP = (
     f"Level of theory: calculator ({'|'.join(choices(Calculator))}), hessian ({'|'.join(choices(HessianMode))}), "
     "charge, multiplicity, device (cpu|cuda). Default: HIP energies, forces and predicted Hessians."
 )
+
+#: the level of theory of labels and checkpoints that name none (the campaign's data, the shipped model)
+DEFAULT_LABEL_LEVEL = "GFN2-xTB"
+#: the name each reference calculator's labels carry (DFT: the functional and basis of the DFT check)
+LABEL_LEVELS = {Calculator.XTB.value: DEFAULT_LABEL_LEVEL, Calculator.DFT.value: "B3LYP/6-31G* (PySCF)"}
+
+
+def label_level(calculator: str) -> str:
+    """The level name on the labels a reference ``calculator`` makes (eV, A throughout)."""
+    if calculator not in LABEL_LEVELS:
+        raise LevelError(f"{calculator!r} makes no reference labels; one of {sorted(LABEL_LEVELS)}")
+    return LABEL_LEVELS[calculator]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from aiida import orm
 
+from ..common.level import DEFAULT_LABEL_LEVEL
+
 
 class HipModelData(orm.SinglefileData):
     """A HIP checkpoint file; ``sha256`` and ``architecture`` are attributes you can query."""
@@ -43,6 +45,11 @@ class HipModelData(orm.SinglefileData):
         self.base.attributes.set("source", source or path.name)
         metadata = payload.get("metadata") or {}
         self.base.attributes.set("training", {k: metadata[k] for k in sorted(metadata) if k != "history"})
+        # the level of theory it learnt (the campaign's and shipped models name none: GFN2-xTB)
+        self.base.attributes.set("level", metadata.get("level") or DEFAULT_LABEL_LEVEL)
+        parent = (metadata.get("finetune") or {}).get("parent_sha256")
+        if parent:
+            self.base.attributes.set("parent_sha256", parent)
 
     @property
     def sha256(self) -> str:
@@ -51,6 +58,10 @@ class HipModelData(orm.SinglefileData):
     @property
     def architecture(self) -> dict:
         return self.base.attributes.get("architecture")
+
+    @property
+    def level(self) -> str:
+        return self.base.attributes.get("level", DEFAULT_LABEL_LEVEL)
 
     @property
     def elements(self) -> list[int]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
 from aiida import orm
@@ -14,7 +16,8 @@ from ..calcjobs.base import structure_from_dict
 from ..calcjobs.batch import link_label, summarize_rows, summary_row
 from ..common.exit_codes import OUTCOME_EXIT_CODES
 from ..common.types import Outcome
-from ..worker.io import ARRAYS_FILE, OUTCOMES, RESULTS_FILE, jsonable
+from ..data import HipModelData
+from ..worker.io import ARRAYS_FILE, MODEL_FILE, OUTCOMES, RESULTS_FILE, jsonable
 
 
 def trajectory_from_frames(frames: list[dict], energies: np.ndarray | None = None) -> orm.TrajectoryData:
@@ -173,4 +176,36 @@ class HipTSBatchParser(HipStageParser):
         if done and all(data["outcome"] in (Outcome.ERROR, Outcome.INVALID_INPUT) for data in done.values()):
             first = next(iter(done.values()))
             return self._exit(Outcome.ERROR, f"every reaction failed; first: {first.get('message', '')}")
+        return None
+
+
+class HipFinetuneParser(Parser):
+    """Parses ``hip.finetune``: the new checkpoint as a ``HipModelData`` and the worker's report."""
+
+    def parse(self, **kwargs):
+        retrieved = self.retrieved
+        names = retrieved.base.repository.list_object_names()
+        if RESULTS_FILE not in names:
+            return self.exit_codes.ERROR_OUTPUT_MISSING  # killed before it finished: the work chain runs it again
+        try:
+            results = json.loads(retrieved.base.repository.get_object_content(RESULTS_FILE))
+        except ValueError as exc:
+            return self.exit_codes.ERROR_OUTPUT_CORRUPT.format(message=f"{RESULTS_FILE}: {exc}")
+        error = results.get("error")
+        if error:
+            self.out("output_parameters", orm.Dict({"outcome": error.get("type"), "message": error.get("message")}))
+            label = "ERROR_INVALID_INPUT" if error.get("type") == Outcome.INVALID_INPUT else "ERROR_WORKER_CRASHED"
+            return getattr(self.exit_codes, label).format(message=error.get("message", ""))
+        report = results.get("report") or {}
+        if MODEL_FILE not in names:
+            return self.exit_codes.ERROR_OUTPUT_MISSING
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / MODEL_FILE
+            path.write_bytes(retrieved.base.repository.get_object_content(MODEL_FILE, mode="rb"))
+            try:
+                model = HipModelData(path, sha256=report.get("sha256"), source=f"finetune of {report.get('parent')}")
+            except ValueError as exc:
+                return self.exit_codes.ERROR_OUTPUT_CORRUPT.format(message=str(exc))
+        self.out("model", model)
+        self.out("output_parameters", orm.Dict(_plain(report | {"wall_time_s": results.get("wall_time_s")})))
         return None

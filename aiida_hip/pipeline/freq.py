@@ -107,6 +107,16 @@ def run_freq(
     if workdir is not None:
         folder = Path(workdir)
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder / "freq.npz", hessian=h, frequencies_cm1=vib.frequencies, modes=vib.modes)
+        # the geometry and its labels too: a reference Hessian is training data (aiida_hip.dataset.harvest)
+        np.savez(
+            folder / "freq.npz",
+            hessian=h,
+            frequencies_cm1=vib.frequencies,
+            modes=vib.modes,
+            numbers=np.asarray(atoms.numbers),
+            positions=np.asarray(atoms.positions, dtype=np.float64),
+            energy_ev=np.float64(out["energy"]),
+            forces=np.asarray(out["forces"], dtype=np.float64),
+        )
         (folder / "freq.json").write_text(json.dumps(result.summary(), indent=2))
     return result

@@ -175,3 +175,22 @@ def read_results(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         with np.load(folder / ARRAYS_FILE, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     return results, arrays
+
+
+#: the fine-tune job (:mod:`aiida_hip.worker.finetune`): its stage name, output model and staged data folder
+FINETUNE_STAGE = "finetune"
+MODEL_FILE = "finetuned.pt"
+DATA_FOLDER = "data"
+
+
+def finetune_input_text(checkpoint: dict | None, settings: dict, threads: int = 1) -> str:
+    """The input JSON of a fine-tune job (the shard folder is staged as ``data/`` beside it)."""
+    payload = {
+        "schema": SCHEMA,
+        "stage": FINETUNE_STAGE,
+        "checkpoint": checkpoint,
+        "data": DATA_FOLDER,
+        "settings": settings,
+        "threads": threads,
+    }
+    return json.dumps(payload, indent=1, default=jsonable)

@@ -22,6 +22,7 @@ from .io import (
     EXIT_INTERNAL_ERROR,
     EXIT_INVALID_INPUT,
     EXIT_OK,
+    FINETUNE_STAGE,
     RESULTS_FILE,
     SCHEMA,
     WorkerInput,
@@ -73,6 +74,15 @@ def _make_evaluator(job: WorkerInput, base: Path):
     return evaluator, model_info
 
 
+def _stage_of(input_file: Path) -> str | None:
+    """The ``stage`` an input file names (``None`` when it is not readable JSON: ``read_input`` says why)."""
+    try:
+        data = json.loads(input_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("stage") if isinstance(data, dict) else None
+
+
 def run_worker(input_file: str | Path, output_dir: str | Path | None = None) -> int:
     """Run the job in ``input_file``; write results into ``output_dir`` (default: its folder)."""
     input_file = Path(input_file).resolve()
@@ -86,6 +96,10 @@ def run_worker(input_file: str | Path, output_dir: str | Path | None = None) -> 
         (out / RESULTS_FILE).write_text(json.dumps(results, indent=1, default=jsonable))
         return code
 
+    if _stage_of(input_file) == FINETUNE_STAGE:  # a training job, not a reaction stage
+        from .finetune import run_finetune_job  # torch + h5py: only a fine-tune job needs them here
+
+        return run_finetune_job(json.loads(input_file.read_text()), input_file.parent, out, _resolve_checkpoint)
     try:
         job = read_input(input_file)
         results["stage"] = job.stage
@@ -146,8 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     if results.get("error"):
         print(f"aiida-hip-worker: {results['error']['type']}: {results['error']['message']}", file=sys.stderr)
     else:
-        for entry in results["reactions"]:
+        for entry in results.get("reactions", []):
             print(f"{entry['name']}: {entry['outcome']} ({entry['message']})")
+        if "report" in results:
+            held = results["report"].get("held_out") or {}
+            print(
+                f"finetune: {results['model_file']}, held-out Hessian MAE {held.get('hessian_mae_before')} -> "
+                f"{held.get('hessian_mae_after')}"
+            )
     return code
 
 

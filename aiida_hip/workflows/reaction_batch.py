@@ -18,6 +18,8 @@ from aiida.engine import WorkChain, append_, calcfunction, while_
 from ..calcjobs import HipTSBatchCalculation, validate_pair
 from ..calcjobs.batch import link_label, summarize_rows, summary_row, validate_molecules
 from ..common.types import DEFAULT_VERIFY, Route
+from ..data import HipModelData
+from .batch_learn import LearnMixin, learn_input_error, validate_learn
 from .resume import SubmitOnceMixin
 from .ts_search import TransitionStateWorkChain
 
@@ -26,10 +28,14 @@ MAX_JOB_ATTEMPTS = 2
 
 
 @calcfunction
-def summarize_batch(names: orm.List, **results) -> orm.Dict:
-    """One row per reaction (in input order) from the TS searches' ``output_parameters``."""
+def summarize_batch(names: orm.List, learn_rounds: orm.List | None = None, **results) -> orm.Dict:
+    """One row per reaction (in input order) from the TS searches' ``output_parameters``; with ``learn``, its
+    fine-tune rounds (model, held-out Hessian MAE before and after, adopted or not)."""
     rows = [summary_row(name, results[name].get_dict() if name in results else None) for name in names.get_list()]
-    return orm.Dict(summarize_rows(rows))
+    summary = summarize_rows(rows)
+    if learn_rounds is not None:
+        summary["learn"] = learn_rounds.get_list()
+    return orm.Dict(summary)
 
 
 @calcfunction
@@ -90,7 +96,7 @@ def packed_settings(inputs: dict) -> dict:
     return out
 
 
-class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
+class ReactionBatchWorkChain(SubmitOnceMixin, LearnMixin, WorkChain):
     """TS searches for a batch of reactions, throttled, ending with a summary ``Dict``."""
 
     @classmethod
@@ -129,12 +135,30 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
             required=False,
             help="Put every reaction's TS search into this group (created if missing).",
         )
+        spec.input(
+            "learn",
+            valid_type=orm.Dict,
+            required=False,
+            validator=validate_learn,
+            help="Fine-tune the model on the batch's reference Hessians after every `every` verified reactions "
+            "(mode head|end_to_end, epochs, max_minutes); the reactions not yet started get the new model if it "
+            "is no worse on the batch's held-out reactions.",
+        )
         spec.expose_inputs(TransitionStateWorkChain, namespace="ts_search", exclude=("reactant", "product"))
         spec.inputs.validator = cls.validate_inputs
-        spec.outline(cls.setup, while_(cls.has_pending)(cls.submit_next, cls.collect), cls.results)
+        spec.outline(
+            cls.setup,
+            while_(cls.has_pending)(
+                cls.submit_next,
+                cls.collect,
+                while_(cls.should_learn)(cls.run_finetune, cls.inspect_finetune),
+            ),
+            cls.results,
+        )
         spec.output("summary", valid_type=orm.Dict)
         spec.output_namespace("results", valid_type=orm.Dict, dynamic=True, help="output_parameters per reaction.")
         spec.output_namespace("transition_states", valid_type=orm.StructureData, dynamic=True)
+        spec.output("model", valid_type=HipModelData, required=False, help="learn: the model serving at the end.")
         spec.default_output_node = "summary"
         spec.exit_code(410, "ERROR_ALL_REACTIONS_FAILED", message="None of the {n} reactions found a verified TS.")
 
@@ -156,6 +180,9 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
         per_job = value.get("reactions_per_job")
         if per_job is not None and per_job.value < 1:
             return "reactions_per_job must be at least 1"
+        error = learn_input_error(value)
+        if error:
+            return error
         pack = value.get("pack")
         if (per_job is not None and per_job.value > 1) or (pack is not None and pack.value):
             search = value.get("ts_search", {})
@@ -210,6 +237,7 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
         self.ctx.group = None
         if "group_label" in self.inputs:
             self.ctx.group, _ = orm.Group.collection.get_or_create(self.inputs.group_label.value)
+        self._setup_learn()
 
     def has_pending(self):
         return bool(self.ctx.pending)
@@ -217,7 +245,7 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
     def submit_next(self):
         if self.ctx.packed:
             return self._submit_jobs()
-        base = AttributeDict(self.exposed_inputs(TransitionStateWorkChain, namespace="ts_search"))
+        base = self._search_inputs(AttributeDict(self.exposed_inputs(TransitionStateWorkChain, namespace="ts_search")))
         chunk, self.ctx.pending = (
             self.ctx.pending[: self.inputs.max_concurrent.value],
             self.ctx.pending[self.inputs.max_concurrent.value :],
@@ -332,8 +360,11 @@ class ReactionBatchWorkChain(SubmitOnceMixin, WorkChain):
             }
             summary = summarize_jobs(labels, **summaries, metadata={"call_link_label": "summary"})
         else:
-            summary = summarize_batch(labels, **results, metadata={"call_link_label": "summary"})
+            learn = {"learn_rounds": orm.List(self.ctx.rounds)} if self.ctx.learn else {}
+            summary = summarize_batch(labels, **learn, **results, metadata={"call_link_label": "summary"})
         self.out("summary", summary)
+        if self.ctx.learn:
+            self.out("model", orm.load_node(self.ctx.model))
         self.report(f"{summary['n_success']} of {summary['n_reactions']} reactions succeeded")
         if summary["n_success"] == 0:
             return self.exit_codes.ERROR_ALL_REACTIONS_FAILED.format(n=summary["n_reactions"])

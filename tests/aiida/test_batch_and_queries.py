@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from aiida_hip.cli import main
 from aiida_hip.queries import reaction_detail, reaction_rows
-from tests.conftest import REACTIONS
+from tests.conftest import REACTIONS, local_worker_code
 
 NAMES = ("hcn_hnc", "ch3nc_ch3cn", "vinyl_alcohol_acetaldehyde")
 GROUP = "test/batch"
@@ -23,20 +23,7 @@ GROUP = "test/batch"
 
 @pytest.fixture(scope="module")
 def batch(aiida_profile, tmp_path_factory):
-    from aiida.orm import InstalledCode
-
-    from tests.conftest import worker_path
-
-    computer = orm.Computer(
-        label="localhost-batch",
-        hostname="localhost",
-        transport_type="core.local",
-        scheduler_type="core.direct",
-        workdir=str(tmp_path_factory.mktemp("work")),
-    ).store()
-    computer.configure()
-    computer.set_minimum_job_poll_interval(0)
-    code = InstalledCode(label="hip-worker", computer=computer, filepath_executable=str(worker_path())).store()
+    code = local_worker_code("localhost-batch", tmp_path_factory.mktemp("work"))
     folder = tmp_path_factory.mktemp("reactions")
     for name in NAMES:
         shutil.copytree(REACTIONS / name, folder / name)
