@@ -18,12 +18,15 @@ class ExitCodeSpec:
     status: int
     label: str
     message: str
+    #: a node that ended with this code is never a cache source: its job died or its output is unusable, so a
+    #: rerun of the same inputs (a restart handler, the batch's retry) must run, not copy the failure
+    invalidates_cache: bool = False
 
 
 #: outcome -> exit code (``success`` has none: status 0)
 OUTCOME_EXIT_CODES: dict[Outcome, ExitCodeSpec] = {
     Outcome.INVALID_INPUT: ExitCodeSpec(303, "ERROR_INVALID_INPUT", "The input was rejected: {message}"),
-    Outcome.ERROR: ExitCodeSpec(304, "ERROR_WORKER_CRASHED", "The worker failed: {message}"),
+    Outcome.ERROR: ExitCodeSpec(304, "ERROR_WORKER_CRASHED", "The worker failed: {message}", True),
     Outcome.PATH_FAILED: ExitCodeSpec(400, "ERROR_PATH_FAILED", "No reaction path / TS guess: {message}"),
     Outcome.NOT_CONVERGED: ExitCodeSpec(401, "ERROR_NOT_CONVERGED", "The optimisation did not converge: {message}"),
     Outcome.IRC_INCOMPLETE: ExitCodeSpec(402, "ERROR_IRC_INCOMPLETE", "The IRC could not be followed: {message}"),
@@ -39,12 +42,13 @@ OUTCOME_EXIT_CODES: dict[Outcome, ExitCodeSpec] = {
 }
 
 #: exit codes that are not an outcome of the chemistry
-OUTPUT_MISSING = ExitCodeSpec(301, "ERROR_OUTPUT_MISSING", "The worker wrote no results.json.")
-OUTPUT_CORRUPT = ExitCodeSpec(302, "ERROR_OUTPUT_CORRUPT", "The worker's output could not be read: {message}")
+OUTPUT_MISSING = ExitCodeSpec(301, "ERROR_OUTPUT_MISSING", "The worker wrote no results.json.", True)
+OUTPUT_CORRUPT = ExitCodeSpec(302, "ERROR_OUTPUT_CORRUPT", "The worker's output could not be read: {message}", True)
 BATCH_INCOMPLETE = ExitCodeSpec(
     305,
     "ERROR_BATCH_INCOMPLETE",
     "The worker finished {done} of {total} reactions (killed, or out of walltime?); the finished ones are attached.",
+    True,
 )
 CONVERGED_TO_MINIMUM = ExitCodeSpec(
     504,
@@ -98,7 +102,7 @@ def markdown_table() -> str:
 def declare(spec, codes=ALL) -> None:
     """Declare ``codes`` on a process spec (a CalcJob's or a work chain's)."""
     for code in codes:
-        spec.exit_code(code.status, code.label, message=code.message)
+        spec.exit_code(code.status, code.label, message=code.message, invalidates_cache=code.invalidates_cache)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ Each round packs the labels of every finished search (:func:`~.learn.pack_refere
 calcfunction, its inputs the label nodes), runs ``hip.finetune`` from the model serving now, and adopts the
 new model only if its Hessian MAE on the batch's own held-out reactions (a hash of the reaction name picks
 them, so they stay held out as the batch grows) is no worse than the parent's. A fine-tune that fails (a
-killed worker leaves no results: exit code 301) runs once more from the same inputs; if it fails again the
-batch goes on with the model it has. Labels of another level than the model's (``refine`` dft with an xTB
+killed worker leaves no results: exit code 301) runs again from the same inputs, up to three times in all;
+then the batch goes on with the model it has. Labels of another level than the model's (``refine`` dft with an xTB
 model) are what ``learn`` asks for, so they are accepted: the new model's ``level`` says which it learnt.
 """
 
@@ -23,8 +23,9 @@ from .learn import pack_inputs, pack_reference_data, search_entries
 
 #: the ``learn`` settings and their defaults
 LEARN_DEFAULTS = {"every": 8, "mode": "head", "epochs": 60, "max_minutes": 5.0}
-#: a fine-tune that ends without a model is run this many times at most
-MAX_FINETUNE_TRIES = 2
+#: a fine-tune that ends without a model is run this many times at most (a job killed, then its rerun cut off
+#: by a daemon stop while it was being uploaded: both seen in tests/integration/test_learn_daemon.py)
+MAX_FINETUNE_TRIES = 3
 MODEL_NAMESPACES = (("opt",), ("path",), ("tsopt", "tsopt"), ("irc",))
 
 

@@ -108,3 +108,14 @@ def test_bad_fine_tune_inputs_are_refused(learned):
     )
     inputs = {"learn": orm.Dict({"every": 2}), "reactions_per_job": orm.Int(4), "ts_search": {}}
     assert "one hip.ts_search per reaction" in learn_input_error(inputs)
+
+
+def test_a_dead_job_is_never_a_cache_source():
+    """With caching on (the production profile), a rerun of a killed job must run, not copy its failure."""
+    from aiida_hip.calcjobs.stages import HipTSOptCalculation
+
+    for process in (HipFinetuneCalculation, HipTSOptCalculation):
+        codes = process.spec().exit_codes
+        assert codes.ERROR_OUTPUT_MISSING.invalidates_cache and codes.ERROR_OUTPUT_CORRUPT.invalidates_cache
+        assert codes.ERROR_WORKER_CRASHED.invalidates_cache and not codes.ERROR_INVALID_INPUT.invalidates_cache
+    assert not HipTSOptCalculation.spec().exit_codes.ERROR_NOT_CONVERGED.invalidates_cache

