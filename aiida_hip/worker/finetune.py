@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,8 +19,6 @@ from ..hip.data import DatasetError
 from ..hip.finetune import FinetuneError, FinetuneSettings
 from .io import (
     DATA_FOLDER,
-    EXIT_INTERNAL_ERROR,
-    EXIT_INVALID_INPUT,
     EXIT_OK,
     FINETUNE_STAGE,
     MODEL_FILE,
@@ -29,6 +26,7 @@ from .io import (
     SCHEMA,
     WorkerInputError,
     jsonable,
+    record_failure,
 )
 
 
@@ -59,11 +57,8 @@ def run_finetune_job(job: dict, base: Path, out: Path, resolve: Callable) -> int
             lineage=lineage,
         )
     except (WorkerInputError, DatasetError, FinetuneError, TypeError) as exc:
-        results["error"] = {"type": "invalid_input", "message": str(exc)}
-        return finish(EXIT_INVALID_INPUT)
+        return finish(record_failure(results, exc, invalid_input=True))
     except Exception as exc:
-        results["error"] = {"type": "internal", "message": f"{type(exc).__name__}: {exc}"}
-        results["traceback"] = traceback.format_exc()
-        return finish(EXIT_INTERNAL_ERROR)
+        return finish(record_failure(results, exc))
     results |= {"status": "done", "report": report, "model_file": MODEL_FILE, "parent": model_info}
     return finish(EXIT_OK)

@@ -7,6 +7,7 @@ without importing torch or pysisyphus. Units: eV, Angstrom, eV/A^2, cm^-1.
 from __future__ import annotations
 
 import json
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,16 @@ def read_results(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         with np.load(folder / ARRAYS_FILE, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     return results, arrays
+
+
+def record_failure(results: dict, exc: BaseException, invalid_input: bool = False) -> int:
+    """Put ``exc`` into ``results`` as the job's error (an unexpected one with its traceback); its exit code."""
+    if invalid_input:
+        results["error"] = {"type": "invalid_input", "message": str(exc)}
+        return EXIT_INVALID_INPUT
+    results["error"] = {"type": "internal", "message": f"{type(exc).__name__}: {exc}"}
+    results["traceback"] = traceback.format_exc()
+    return EXIT_INTERNAL_ERROR
 
 
 #: the fine-tune job (:mod:`aiida_hip.worker.finetune`): its stage name, output model and staged data folder

@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,6 @@ from ..common.level import PARAMETER_KEYS, Level, LevelError
 from ..pipeline.calculators import Evaluator
 from .io import (
     ARRAYS_FILE,
-    EXIT_INTERNAL_ERROR,
-    EXIT_INVALID_INPUT,
     EXIT_OK,
     FINETUNE_STAGE,
     RESULTS_FILE,
@@ -29,6 +26,7 @@ from .io import (
     WorkerInputError,
     jsonable,
     read_input,
+    record_failure,
 )
 from .parallel import run_parallel
 from .stages import run_reaction
@@ -115,12 +113,9 @@ def run_worker(input_file: str | Path, output_dir: str | Path | None = None) -> 
         else:
             evaluator, model_info = _make_evaluator(job, input_file.parent)
     except WorkerInputError as exc:
-        results["error"] = {"type": "invalid_input", "message": str(exc)}
-        return finish(EXIT_INVALID_INPUT)
+        return finish(record_failure(results, exc, invalid_input=True))
     except Exception as exc:
-        results["error"] = {"type": "internal", "message": f"{type(exc).__name__}: {exc}"}
-        results["traceback"] = traceback.format_exc()
-        return finish(EXIT_INTERNAL_ERROR)
+        return finish(record_failure(results, exc))
 
     results["level"] = evaluator.level.to_dict() | {"checkpoint": None} if evaluator else job.level
     results["model"] = model_info
@@ -139,9 +134,7 @@ def run_worker(input_file: str | Path, output_dir: str | Path | None = None) -> 
         try:
             results["model_server"] = run_parallel(job, input_file, out, evaluator, save)
         except Exception as exc:  # the finished reactions are saved; say what broke
-            results["error"] = {"type": "internal", "message": f"{type(exc).__name__}: {exc}"}
-            results["traceback"] = traceback.format_exc()
-            return finish(EXIT_INTERNAL_ERROR)
+            return finish(record_failure(results, exc))
         return finish(EXIT_OK)
     for index, reaction in enumerate(job.reactions):
         save(*run_reaction(job, index, reaction, evaluator, out))
